@@ -1,0 +1,1 @@
+"""convo: an analytics warehouse for customer-support conversations."""

@@ -1,0 +1,150 @@
+"""`convo`: build, check, run and document the conversation warehouse."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from convo import config
+
+EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 1, 2, 3
+
+
+def _env_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", default="dev", help="environment from convo.toml (default: dev)")
+    p.add_argument("--warehouse", type=Path, help="warehouse file (default: the environment's, warehouse/<env>.duckdb)")
+    p.add_argument("--config", type=Path, help="config file (default: convo.toml found from the working directory up)")
+
+
+def _environment(args: argparse.Namespace) -> config.Environment:
+    return config.load(args.env, config=args.config, warehouse=args.warehouse)
+
+
+def _print_run(run) -> None:
+    for f in run.files:
+        if f.action == "ingested":
+            print(f"  {f.path}: {f.rows_read:,} rows read = {f.rows_staged:,} staged + {f.rows_rejected:,} rejected"
+                  f" + {f.duplicates_removed:,} duplicates")
+        else:
+            print(f"  {f.path}: {f.action}")
+    if run.tables:
+        width = max(len(t.table_name) for t in run.tables)
+        print(f"  {'table':<{width}}  {'rows':>12}  {'inserted':>10}  {'retired':>10}  seconds")
+        for t in run.tables:
+            print(f"  {t.table_name:<{width}}  {t.rows:>12,}  {t.inserted:>10,}  {t.retired:>10,}  {t.seconds:7.2f}")
+    failed = [c for c in run.checks if not c.success]
+    for c in failed:
+        sample = f" e.g. {c.sample}" if c.sample else ""
+        print(f"  [{c.severity}] {c.table_name}: {c.check_name}: {c.unexpected_count} failing{sample}")
+    print(f"run {run.run_id}: {run.status}" + (f" ({run.message})" if run.message else "")
+          + (f"; published version {run.published_version}" if run.published_version else ""))
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from convo import runner
+
+    try:
+        run = runner.build(_environment(args), args.files, full_refresh=args.full_refresh)
+    except runner.BuildFailed as exc:
+        _print_run(exc.run)
+        return EXIT_FAILED
+    _print_run(run)
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from convo import runner
+
+    _print_run(runner.rollback(_environment(args), args.to))
+    return 0
+
+
+def cmd_runs(args: argparse.Namespace) -> int:
+    from convo import runner
+
+    rows = runner.history(_environment(args), args.limit)
+    print(f"{'run':>5}  {'status':<8}  {'version':>7}  {'started (UTC)':<19}  {'seconds':>7}  command / message")
+    for run_id, command, started, finished, status, version, message in rows:
+        seconds = f"{(finished - started).total_seconds():7.1f}" if finished else "      -"
+        text = command + (f"  -- {message}" if message else "")
+        print(f"{run_id:>5}  {status:<8}  {version or '-':>7}  {started:%Y-%m-%d %H:%M:%S}  {seconds}  {text}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from convo.generate import generate
+
+    result = generate(
+        args.conversations, args.out, seed=args.seed, start_date=args.start_date, days=args.days,
+        daily_files=args.daily_files, late_fraction=args.late_fraction, fmt=args.format,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(result)
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="convo", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log every step (DEBUG)")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    b = sub.add_parser("build", help="ingest event files and build the warehouse (incremental by default)",
+                       description="Ingest EVENTS_FILEs (CSV or Parquet; files, directories or globs; default: the"
+                       " environment's inputs), recompute what they change, audit, and publish atomically.")
+    _env_options(b)
+    b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
+    b.add_argument("files", nargs="*", metavar="EVENTS_FILE")
+    b.set_defaults(func=cmd_build)
+
+    r = sub.add_parser("rollback", help="publish the previous (or a named) version again")
+    _env_options(r)
+    r.add_argument("--to", type=int, metavar="RUN_ID", help="version to publish (default: the one before the current)")
+    r.set_defaults(func=cmd_rollback)
+
+    h = sub.add_parser("runs", help="list the environment's run history")
+    _env_options(h)
+    h.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
+    h.set_defaults(func=cmd_runs)
+
+    g = sub.add_parser("generate", help="write realistic synthetic events in the raw format (seeded)")
+    g.add_argument("--conversations", type=int, required=True, help="number of conversations")
+    g.add_argument("--out", type=Path, required=True, help="output file (or directory with --daily-files)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--start-date", default="2024-01-01", help="first day (default 2024-01-01)")
+    g.add_argument("--days", type=int, default=90, help="days the conversations start over (default 90)")
+    g.add_argument("--daily-files", action="store_true", help="one file per day, with late-arriving events")
+    g.add_argument("--late-fraction", type=float, default=0.01, help="share of events arriving 1-3 days late")
+    g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="output format (default csv)")
+    g.set_defaults(func=cmd_generate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    # Messages for a person: what failed and why, no traceback (use -v for it).
+    from convo.ingest import InputError
+    from convo.lock import EnvironmentBusy
+    from convo.warehouse import WarehouseLocked
+
+    try:
+        return args.func(args)
+    except (EnvironmentBusy, WarehouseLocked) as exc:
+        print(f"convo: {exc}", file=sys.stderr)
+        return EXIT_BUSY
+    except (InputError, config.ConfigError, ValueError) as exc:
+        if args.verbose:
+            raise
+        print(f"convo: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

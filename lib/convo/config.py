@@ -1,0 +1,75 @@
+"""Environments: where each one keeps its warehouse, reads its inputs, and whom it alerts.
+
+They are configured in `convo.toml` at the repository root (found from the working directory
+upwards, or named by $CONVO_CONFIG). Paths in it are relative to that file.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+CONFIG_NAME = "convo.toml"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Notify:
+    webhook_url_env: str | None = None  # name of the environment variable holding the URL
+    command: str | None = None  # shell command; the run summary arrives as JSON on stdin
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    root: Path
+    warehouse: Path
+    inputs: tuple[str, ...]
+    seeds_dir: Path
+    reports_dir: Path
+    retain_versions: int
+    threads: int
+    memory_limit: str
+    notify: Notify = field(default_factory=Notify)
+    checks: dict = field(default_factory=dict)
+
+
+def find_config(start: Path | None = None) -> Path | None:
+    if env := os.environ.get("CONVO_CONFIG"):
+        return Path(env)
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / CONFIG_NAME).is_file():
+            return folder / CONFIG_NAME
+    return None
+
+
+def load(name: str, *, config: Path | None = None, warehouse: Path | None = None) -> Environment:
+    path = config or find_config()
+    if path is None:
+        raise ConfigError(f"no {CONFIG_NAME} found in {Path.cwd()} or above (set CONVO_CONFIG to name one)")
+    data = tomllib.loads(path.read_text())
+    environments = data.get("environments", {})
+    if name not in environments:
+        raise ConfigError(f"{path}: no environment {name!r}; configured: {', '.join(environments) or 'none'}")
+    settings = {**data.get("defaults", {}), **environments[name]}
+    root = path.parent.resolve()
+    warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
+    return Environment(
+        name=name,
+        root=root,
+        warehouse=warehouse or root / settings.get("warehouse", warehouse_dir / f"{name}.duckdb"),
+        inputs=tuple(str(root / p) for p in settings.get("inputs", [])),
+        seeds_dir=root / settings.get("seeds_dir", "seeds"),
+        reports_dir=root / settings.get("reports_dir", "reports"),
+        retain_versions=int(settings.get("retain_versions", 5)),
+        threads=int(settings.get("threads", 2)),
+        memory_limit=str(settings.get("memory_limit", "4GB")),
+        notify=Notify(**settings.get("notify", {})),
+        checks=dict(settings.get("checks", {})),
+    )

@@ -1,0 +1,141 @@
+"""Staging layer: raw event text -> typed, trimmed, de-duplicated, ordered events.
+
+`parse_raw_events` and `deduplicate_events` are used by ingestion, row by row, before events
+are stored; `stg_conversation_events` is the staged-event model the rest of the DAG reads.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+from ibis import _
+
+from convo.models.functions import parse_integer, parse_timestamp
+from convo.models.registry import model
+
+RAW_COLUMNS = ("event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value")
+
+CUSTOMER_MESSAGE = "customer_message_received"
+STATUS_CHANGE = "status_changed_to"
+AGENT_ASSIGNED = "agent_assigned"
+AGENT_MESSAGE = "message_sent_to_customer"
+TAG_ASSIGNED = "tag_assigned"
+EVENT_TYPES = (CUSTOMER_MESSAGE, STATUS_CHANGE, AGENT_ASSIGNED, AGENT_MESSAGE, TAG_ASSIGNED)
+
+OPEN, WAITING, CLOSED = "OPEN", "WAITING FOR CUSTOMER", "CLOSED"
+STATUS_VALUES = (OPEN, WAITING, CLOSED)
+
+# Where the input order of an event comes from: files in ingestion order, then line in file.
+INPUT_ORDER = ("file_seq", "source_line")
+
+
+def _quoted(text: ir.StringValue) -> ir.StringValue:
+    return "'" + text + "'"
+
+
+def _reason(condition: ir.BooleanValue, message: ir.StringValue | str) -> ir.StringValue:
+    return ibis.ifelse(condition, message, ibis.null("string"))
+
+
+def parse_raw_events(raw: ir.Table) -> ir.Table:
+    """Type and normalise raw events; `reject_reason` says why a row cannot be staged (NULL if it can).
+
+    `raw` has the six raw columns as text plus `source_file`, `source_line` and `file_seq`.
+    """
+    text = {c: raw[c].strip().nullif("") for c in RAW_COLUMNS}
+    event = text["event"].lower()
+    value = text["event_value"]
+    is_status, is_tag, is_assignment = event == STATUS_CHANGE, event == TAG_ASSIGNED, event == AGENT_ASSIGNED
+    typed = {
+        "event_at": parse_timestamp(text["event_timestamp"]),
+        **{f"{c}_typed": parse_integer(text[c]) for c in ("conversation_id", "user_id", "agent_id")},
+        "event_typed": event,
+        "event_value_typed": ibis.cases((is_status, value.upper()), (is_tag, value.lower()), else_=value),
+        "assigned_agent_id": ibis.ifelse(is_assignment, parse_integer(value), ibis.null("int64")),
+    }
+    reasons = [
+        _reason(text["event_timestamp"].isnull(), "event_timestamp is empty"),
+        _reason(
+            text["event_timestamp"].notnull() & typed["event_at"].isnull(),
+            "event_timestamp " + _quoted(text["event_timestamp"]) + " is not a timestamp like 2019-04-04 1:18:45",
+        ),
+        *(_reason(text[c].isnull(), f"{c} is empty") for c in ("conversation_id", "user_id")),
+        *(
+            _reason(text[c].notnull() & typed[f"{c}_typed"].isnull(), f"{c} " + _quoted(text[c]) + " is not an integer")
+            for c in ("conversation_id", "user_id", "agent_id")
+        ),
+        _reason(event.isnull(), "event is empty"),
+        _reason(
+            is_assignment & typed["assigned_agent_id"].isnull(),
+            "agent_assigned value " + _quoted(value.fill_null("")) + " is not an agent id",
+        ),
+        _reason(is_status & value.isnull(), "status_changed_to has no status value"),
+        _reason(is_tag & value.isnull(), "tag_assigned has no tag"),
+    ]
+    return raw.select(
+        "source_file",
+        "source_line",
+        "file_seq",
+        *RAW_COLUMNS,
+        **typed,
+        reject_reason=ibis.literal("; ").join(reasons).nullif(""),
+    )
+
+
+def accepted_events(parsed: ir.Table) -> ir.Table:
+    """Rows of `parse_raw_events` that can be staged, with their stable `event_id`.
+
+    Two rows are the same event exactly when all six fields are equal after typing and trimming,
+    so the id is a hash of those six values.
+    """
+    ok = parsed.filter(parsed.reject_reason.isnull())
+    identity = ibis.literal("\x1f").join(
+        [
+            ok.event_at.strftime("%Y-%m-%d %H:%M:%S"),
+            ok.conversation_id_typed.cast("string"),
+            ok.user_id_typed.cast("string"),
+            ok.agent_id_typed.cast("string").fill_null(""),
+            ok.event_typed,
+            ok.event_value_typed.fill_null(""),
+        ]
+    )
+    return ok.select(
+        event_id=identity.hexdigest("md5"),
+        conversation_id=ok.conversation_id_typed,
+        event_at=ok.event_at,
+        user_id=ok.user_id_typed,
+        agent_id=ok.agent_id_typed,
+        event=ok.event_typed,
+        event_value=ok.event_value_typed,
+        assigned_agent_id=ok.assigned_agent_id,
+        source_file=ok.source_file,
+        source_line=ok.source_line,
+        file_seq=ok.file_seq,
+    )
+
+
+def deduplicate_events(events: ir.Table) -> ir.Table:
+    """Keep each event once: its first occurrence in input order."""
+    first = ibis.row_number().over(group_by="event_id", order_by=[_[c] for c in INPUT_ORDER])
+    return events.mutate(occurrence=first).filter(_.occurrence == 0).drop("occurrence")
+
+
+@model(partition="conversation_id", scope={"accepted_events": ("conversation_id",)})
+def stg_conversation_events(accepted_events: ir.Table) -> ir.Table:
+    """Staged events with their position in the conversation (time, then input order)."""
+    order = [_.event_at, *(_[c] for c in INPUT_ORDER)]
+    position = ibis.row_number().over(group_by="conversation_id", order_by=order) + 1
+    return accepted_events.mutate(event_sequence=position.cast("int64")).select(
+        "event_id",
+        "conversation_id",
+        "event_sequence",
+        "event_at",
+        "user_id",
+        "agent_id",
+        "event",
+        "event_value",
+        "assigned_agent_id",
+        "source_file",
+        "source_line",
+        "file_seq",
+    )

@@ -1,0 +1,287 @@
+"""The runner: the one place that reads, writes, merges, audits and publishes.
+
+A build, inside the environment's lock:
+1. recover from any earlier build that failed or died (its unpublished rows are discarded);
+2. check every input file can be read, skip files whose content was already ingested;
+3. in one transaction: land and stage the new rows, then recompute each model, in dependency
+   order, for the partitions the changed rows touch, and merge the differences into version R;
+4. audit version R through the candidate views;
+5. publish R (re-point the views in `main`) or, if an error-level check failed, discard it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import ibis
+
+from convo import audit, ingest, notify
+from convo.config import Environment
+from convo.lock import exclusive
+from convo.models.registry import Model, models
+from convo.runs import FileRecord, Run, RunLog, TableRecord
+from convo.seeds import load_tag_contact_reasons
+from convo.store import Delta, Store
+from convo.warehouse import CANDIDATE, META, WORK, Warehouse
+
+log = logging.getLogger(__name__)
+
+STAGED = "stg_conversation_events"
+ALL = "all"  # a model whose every partition must be recomputed
+
+
+class BuildFailed(RuntimeError):
+    def __init__(self, run: Run):
+        super().__init__(run.message)
+        self.run = run
+
+
+@dataclass
+class Session:
+    """An open environment: its lock, warehouse, versioned store and run log."""
+
+    env: Environment
+    wh: Warehouse
+    store: Store
+    runs: RunLog
+
+
+@contextlib.contextmanager
+def session(env: Environment, command: str) -> Iterator[Session]:
+    with exclusive(env.warehouse, env.name, command):
+        wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
+        try:
+            s = Session(env, wh, Store(wh), RunLog(wh))
+            interrupted = s.runs.mark_interrupted()
+            if interrupted:
+                log.warning("runs %s stopped part-way earlier; their unpublished changes are discarded", interrupted)
+            with wh.transaction():
+                s.store.discard_after(s.store.current_version())
+            yield s
+        finally:
+            wh.clear_scratch()
+            wh.close()
+
+
+@contextlib.contextmanager
+def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterator[Run]:
+    """Record the run; on failure mark it failed, say why and alert."""
+    run = s.runs.start(s.env.name, command, full_refresh=full_refresh)
+    handler = _run_log_file(s.env, run)
+    t0 = time.perf_counter()
+    try:
+        yield run
+    except BaseException as exc:
+        run.status = "failed"
+        run.message = run.message or f"{type(exc).__name__}: {exc}"
+        log.error("run %s failed: %s", run.run_id, run.message)
+        raise
+    finally:
+        log.info("run %s %s in %.1f s", run.run_id, run.status, time.perf_counter() - t0)
+        s.runs.finish(run)
+        logging.getLogger("convo").removeHandler(handler)
+        handler.close()
+        if run.status == "failed":
+            notify.send(s.env, run.summary())
+
+
+def _run_log_file(env: Environment, run: Run) -> logging.Handler:
+    path = env.warehouse.parent / "logs" / env.name / f"run-{run.run_id:06d}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.getLogger("convo").addHandler(handler)
+    return handler
+
+
+# -- ingestion --------------------------------------------------------------------------------
+def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[ingest.InputFile]:
+    """Files whose content is not ingested yet; the others are recorded as skipped."""
+    known = {}
+    if s.wh.has_table("ingested_files", "convo_store"):
+        known = {sha: (fid, rid) for sha, fid, rid in s.wh.execute(
+            "SELECT sha256, file_id, run_id FROM convo_store.ingested_files WHERE _valid_to IS NULL")}
+    new, seen = [], set()
+    for f in files:
+        if f.sha256 in known or f.sha256 in seen:
+            file_id, by_run = known.get(f.sha256, (None, run.run_id))
+            action = f"skipped: same content already ingested by run {by_run}"
+            log.info("%s: %s", f.path, action)
+            run.files.append(FileRecord(file_id, str(f.path), f.sha256, f.file_format, action))
+            continue
+        seen.add(f.sha256)
+        new.append(f)
+    return new
+
+
+def _ingest(s: Session, files: list[ingest.InputFile], run: Run) -> Delta | None:
+    """Land and stage new files; returns the delta of accepted events (None if no new file)."""
+    if not files:
+        return None
+    first_id = (s.wh.scalar("SELECT max(file_id) FROM convo_store.ingested_files")
+                if s.wh.has_table("ingested_files", "convo_store") else None) or 0
+    by_id = ingest.land(s.wh, files, first_id + 1)
+    known = s.store.live(STAGED).select("event_id") if s.store.live_count(STAGED) else None
+    counts = ingest.stage_batch(s.wh, by_id, known)
+    s.wh.materialize(
+        "batch_files",
+        ibis.memtable(
+            [
+                {"file_id": fid, "path": str(f.path), "sha256": f.sha256, "file_format": f.file_format,
+                 "rows_read": counts[fid].rows_read, "rows_staged": counts[fid].rows_staged,
+                 "rows_rejected": counts[fid].rows_rejected, "duplicates_removed": counts[fid].duplicates_removed,
+                 "run_id": run.run_id}
+                for fid, f in by_id.items()
+            ]
+        ),
+    )
+    s.store.append("ingested_files", "batch_files", run.run_id)
+    s.store.append("rejected_conversation_events", "batch_rejected", run.run_id)
+    for fid, f in by_id.items():
+        c = counts[fid]
+        run.files.append(FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested",
+                                    c.rows_read, c.rows_staged, c.rows_rejected, c.duplicates_removed))
+        log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", f.path, c.rows_read,
+                 c.rows_staged, c.rows_rejected, c.duplicates_removed)
+    batch_size = sum(c.rows_staged for c in counts.values())
+    return Delta(batch_size, 0, "batch_events")
+
+
+# -- models -----------------------------------------------------------------------------------
+def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool) -> str | None:
+    """ALL, None (nothing to do), or the scratch table holding the partitions to recompute."""
+    if full_refresh or s.store.live_count(m.name) == 0:
+        return ALL
+    changed = [i for i in m.inputs if i in deltas and deltas[i].changed]
+    if not changed:
+        return None
+    if m.partition is None or any(deltas[i].everything or m.scope.get(i) is None for i in changed):
+        return ALL
+    parts = [
+        f'SELECT "{col}" AS value FROM {WORK}."{deltas[i].table}" WHERE "{col}" IS NOT NULL'
+        for i in changed for col in m.scope[i]
+    ]
+    name = f"touched_{m.name}"
+    s.wh.materialize(name, "SELECT DISTINCT value FROM (" + " UNION ALL ".join(parts) + ")")
+    return name if s.wh.scalar(f"SELECT count(*) FROM {WORK}.{name}") else None
+
+
+def _input(s: Session, m: Model, name: str, touched: str) -> ibis.Table:
+    if name == "accepted_events":
+        batch = s.wh.table("batch_events", WORK) if s.wh.has_table("batch_events", WORK) else None
+        staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
+        if staged is not None and batch is not None:
+            table = staged.select(*batch.columns).union(batch)
+        else:
+            table = staged if batch is None else batch
+    else:
+        table = s.store.live(name)
+    scope = m.scope.get(name)
+    if touched == ALL or not scope:
+        return table
+    values = s.wh.table(touched, WORK).value
+    return table.filter(ibis.or_(*(table[c].isin(values) for c in scope)))
+
+
+def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool) -> None:
+    t0 = time.perf_counter()
+    touched = _touched(s, m, deltas, full_refresh)
+    if touched is None:
+        log.info("%s: no input changed", m.name)
+        return
+    expr = m.fn(**{i: _input(s, m, i, touched) for i in m.inputs})
+    old_filter = None
+    if touched != ALL:
+        expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
+        old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
+    s.wh.materialize(f"new_{m.name}", expr)
+    delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id)
+    deltas[m.name] = delta
+    seconds = time.perf_counter() - t0
+    rows = s.store.live_count(m.name)
+    run.tables.append(TableRecord(m.name, rows, delta.inserted, delta.retired, seconds))
+    scope = "all partitions" if touched == ALL else f"{s.wh.scalar(f'SELECT count(*) FROM {WORK}.{touched}')} partitions"
+    log.info("%s: %d rows (+%d -%d) from %s in %.2f s", m.name, rows, delta.inserted, delta.retired, scope, seconds)
+
+
+def _write(s: Session, paths: list[Path], run: Run, full_refresh: bool) -> bool:
+    """Write version `run.run_id` (uncommitted until this returns); False when nothing changed."""
+    files = _new_files(s, ingest.inspect(s.wh, paths), run)
+    deltas: dict[str, Delta] = {}
+    if (batch := _ingest(s, files, run)) is not None:
+        deltas["accepted_events"] = batch
+    s.wh.materialize("seed_tag_contact_reasons_new", load_tag_contact_reasons(s.env.seeds_dir))
+    deltas["seed_tag_contact_reasons"] = s.store.merge(
+        "seed_tag_contact_reasons", "seed_tag_contact_reasons_new", key=("tag",), old_filter=None, version=run.run_id
+    )
+    for m in models().values():
+        _build_model(s, m, deltas, run, full_refresh)
+    return bool(files) or any(d.changed for d in deltas.values())
+
+
+def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
+    """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
+    paths = ingest.expand(list(inputs) if inputs else list(env.inputs))
+    command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in paths)
+    with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
+        with s.wh.transaction():
+            changed = _write(s, paths, run, full_refresh)
+        if not changed:
+            run.status, run.message = "noop", "nothing new to load: every input was already ingested"
+            run.published_version = s.store.current_version()
+            log.info(run.message)
+            return run
+        s.store.stage_candidate(run.run_id)
+        run.checks = audit.key_checks(s.wh, CANDIDATE)
+        failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
+        if failed:
+            with s.wh.transaction():
+                s.store.discard_after(s.store.current_version())
+            run.message = "audit failed, nothing published: " + "; ".join(
+                f"{c.table_name}: {c.check_name} ({c.unexpected_count} failing)" for c in failed
+            )
+            raise BuildFailed(run)
+        with s.wh.transaction():
+            s.store.publish(run.run_id)
+            expired = s.store.expire(env.retain_versions)
+        if expired:
+            log.info("expired versions %s (keeping the last %d)", expired, env.retain_versions)
+        run.status, run.published_version = "success", run.run_id
+        return run
+
+
+def rollback(env: Environment, to: int | None = None) -> Run:
+    """Make the previous published version (or version `to`) the current one."""
+    with session(env, "rollback") as s, recorded(s, f"rollback{f' --to {to}' if to else ''}") as run:
+        published, rolled_back = s.store.published_versions(), s.store.rolled_back_versions()
+        if to is None:
+            if len(published) < 2:
+                raise ValueError(f"environment {env.name!r} has no earlier published version to roll back to")
+            to = published[-2]
+        elif to not in published and to not in rolled_back:
+            raise ValueError(
+                f"version {to} cannot be restored; available: {', '.join(map(str, published + rolled_back)) or 'none'}"
+            )
+        with s.wh.transaction():
+            s.store.rollback(to)
+        run.status, run.published_version = "success", to
+        log.info("environment %s now publishes version %d", env.name, to)
+        return run
+
+
+def history(env: Environment, limit: int = 20) -> list[tuple]:
+    wh = Warehouse(env.warehouse, read_only=True)
+    try:
+        return wh.execute(
+            f"SELECT run_id, command, started_at, finished_at, status, published_version, message"
+            f" FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
+            [limit],
+        )
+    finally:
+        wh.close()
+

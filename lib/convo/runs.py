@@ -1,0 +1,124 @@
+"""Run history: what every command that changes an environment did, kept in the warehouse."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from convo.warehouse import META, Warehouse
+
+_DDL = f"""
+CREATE TABLE IF NOT EXISTS {META}.runs (
+    run_id BIGINT PRIMARY KEY, environment VARCHAR, command VARCHAR, started_at TIMESTAMP,
+    finished_at TIMESTAMP, status VARCHAR, message VARCHAR, published_version BIGINT, full_refresh BOOLEAN);
+CREATE TABLE IF NOT EXISTS {META}.run_files (
+    run_id BIGINT, file_id BIGINT, path VARCHAR, sha256 VARCHAR, file_format VARCHAR, action VARCHAR,
+    rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT, duplicates_removed BIGINT);
+CREATE TABLE IF NOT EXISTS {META}.run_tables (
+    run_id BIGINT, table_name VARCHAR, rows BIGINT, inserted BIGINT, retired BIGINT, seconds DOUBLE);
+CREATE TABLE IF NOT EXISTS {META}.run_checks (
+    run_id BIGINT, table_name VARCHAR, check_name VARCHAR, severity VARCHAR, success BOOLEAN,
+    unexpected_count BIGINT, sample VARCHAR, reason VARCHAR, result JSON);
+"""
+
+
+@dataclass
+class FileRecord:
+    file_id: int | None
+    path: str
+    sha256: str
+    file_format: str
+    action: str
+    rows_read: int = 0
+    rows_staged: int = 0
+    rows_rejected: int = 0
+    duplicates_removed: int = 0
+
+
+@dataclass
+class TableRecord:
+    table_name: str
+    rows: int
+    inserted: int
+    retired: int
+    seconds: float
+
+
+@dataclass
+class CheckRecord:
+    table_name: str
+    check_name: str
+    severity: str
+    success: bool
+    unexpected_count: int | None = None
+    sample: str | None = None
+    reason: str | None = None
+    result: dict = field(default_factory=dict)
+
+
+@dataclass
+class Run:
+    run_id: int
+    environment: str
+    command: str
+    full_refresh: bool = False
+    status: str = "running"
+    message: str | None = None
+    published_version: int | None = None
+    files: list[FileRecord] = field(default_factory=list)
+    tables: list[TableRecord] = field(default_factory=list)
+    checks: list[CheckRecord] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        """What alerts and logs carry."""
+        return {
+            "run_id": self.run_id,
+            "environment": self.environment,
+            "command": self.command,
+            "status": self.status,
+            "message": self.message,
+            "published_version": self.published_version,
+            "files": [asdict(f) for f in self.files],
+            "tables": [asdict(t) for t in self.tables],
+            "failed_checks": [asdict(c) | {"result": None} for c in self.checks if not c.success],
+        }
+
+
+class RunLog:
+    def __init__(self, warehouse: Warehouse):
+        self.wh = warehouse
+        self.wh.execute(_DDL)
+
+    def start(self, environment: str, command: str, *, full_refresh: bool = False) -> Run:
+        run_id = self.wh.scalar(f"SELECT coalesce(max(run_id), 0) + 1 FROM {META}.runs")
+        self.wh.execute(
+            f"INSERT INTO {META}.runs (run_id, environment, command, started_at, status, full_refresh)"
+            " VALUES (?, ?, ?, now()::TIMESTAMP, 'running', ?)",
+            [run_id, environment, command, full_refresh],
+        )
+        return Run(run_id, environment, command, full_refresh)
+
+    def mark_interrupted(self) -> list[int]:
+        """Runs still 'running' when a new command holds the lock died part-way."""
+        ids = [r for (r,) in self.wh.execute(f"SELECT run_id FROM {META}.runs WHERE status = 'running'")]
+        self.wh.execute(
+            f"UPDATE {META}.runs SET status = 'failed', message = 'interrupted: the process stopped part-way',"
+            " finished_at = now()::TIMESTAMP WHERE status = 'running'"
+        )
+        return ids
+
+    def finish(self, run: Run) -> None:
+        self.wh.execute(
+            f"UPDATE {META}.runs SET finished_at = now()::TIMESTAMP, status = ?, message = ?, published_version = ?"
+            " WHERE run_id = ?",
+            [run.status, run.message, run.published_version, run.run_id],
+        )
+        for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
+            for record in records:
+                values = asdict(record)
+                if "result" in values:
+                    values["result"] = json.dumps(values["result"], default=str)
+                cols = ", ".join(["run_id", *values])
+                marks = ", ".join("?" * (len(values) + 1))
+                self.wh.execute(f"INSERT INTO {META}.{table} ({cols}) VALUES ({marks})", [run.run_id, *values.values()])
+

@@ -1,0 +1,207 @@
+"""Versioned storage: every published table is a view onto one version of a physical table.
+
+Each physical table in `convo_store` carries two hidden columns: `_valid_from`, the build that
+wrote the row, and `_valid_to`, the build that replaced it (NULL while current). Version V of a
+table is the rows with `_valid_from <= V < coalesce(_valid_to, inf)`. So:
+
+- a build writes version R next to the published one without readers seeing it;
+- publishing and rolling back re-point the views in `main` at another version (no copies);
+- a build costs what it changes: unchanged rows are shared by every version;
+- a build that fails or dies leaves rows newer than the published version, which the next
+  build discards before it starts.
+
+Versions are linear: a new build discards every version after the published one (the ones a
+rollback stepped back from), and retention drops rows only old versions could see.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ibis
+
+from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
+
+FROM, TO = "_valid_from", "_valid_to"
+LOAD_TIME = "updated_at"
+
+
+@dataclass(frozen=True)
+class Delta:
+    """What a merge changed. `everything` means the whole table was (re)written from scratch."""
+
+    inserted: int
+    retired: int
+    table: str | None  # scratch table with the inserted and retired rows, for downstream scopes
+    everything: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return self.everything or self.inserted > 0 or self.retired > 0
+
+
+def _visible(version: int) -> str:
+    return f"{FROM} <= {version} AND ({TO} IS NULL OR {TO} > {version})"
+
+
+class Store:
+    def __init__(self, warehouse: Warehouse):
+        self.wh = warehouse
+        self.wh.execute(
+            f"CREATE TABLE IF NOT EXISTS {META}.versions ("
+            " version BIGINT PRIMARY KEY, state VARCHAR NOT NULL, published_at TIMESTAMP, changed_at TIMESTAMP)"
+        )
+
+    # -- versions ---------------------------------------------------------------------------
+    def current_version(self) -> int:
+        """The published version (0 before the first publish)."""
+        return self.wh.scalar(f"SELECT coalesce(max(version), 0) FROM {META}.versions WHERE state = 'published'")
+
+    def published_versions(self) -> list[int]:
+        rows = self.wh.execute(f"SELECT version FROM {META}.versions WHERE state = 'published' ORDER BY version")
+        return [v for (v,) in rows]
+
+    def rolled_back_versions(self) -> list[int]:
+        rows = self.wh.execute(f"SELECT version FROM {META}.versions WHERE state = 'rolled_back' ORDER BY version")
+        return [v for (v,) in rows]
+
+    def physical_tables(self) -> list[str]:
+        rows = self.wh.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name", [STORE]
+        )
+        return [name for (name,) in rows]
+
+    def discard_after(self, version: int) -> None:
+        """Forget every row written by builds after `version` (failed, killed or rolled back)."""
+        for name in self.physical_tables():
+            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {FROM} > {version}')
+            self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = NULL WHERE {TO} > {version}')
+        self.wh.execute(
+            f"UPDATE {META}.versions SET state = 'discarded', changed_at = now() WHERE version > ? AND state <> 'discarded'",
+            [version],
+        )
+
+    # -- reading ----------------------------------------------------------------------------
+    def model_columns(self, name: str) -> list[str]:
+        return [c for c, _ in self.wh.columns(name, STORE) if c not in (FROM, TO)]
+
+    def live(self, name: str) -> ibis.Table:
+        """The rows the build in progress sees: the newest version of every row."""
+        t = self.wh.table(name, STORE)
+        return t.filter(t[TO].isnull()).drop(FROM, TO)
+
+    def live_count(self, name: str) -> int:
+        if not self.wh.has_table(name, STORE):
+            return 0
+        return self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}" WHERE {TO} IS NULL')
+
+    # -- writing ----------------------------------------------------------------------------
+    def _create(self, name: str, source: str) -> None:
+        self.wh.execute(
+            f'CREATE TABLE {STORE}."{name}" AS SELECT *, NULL::TIMESTAMP AS {LOAD_TIME},'
+            f" NULL::BIGINT AS {FROM}, NULL::BIGINT AS {TO} FROM {source} LIMIT 0"
+        )
+
+    def _check_columns(self, name: str, source: str) -> None:
+        stored = [(c, t) for c, t in self.wh.columns(name, STORE) if c not in (LOAD_TIME, FROM, TO)]
+        built = [(r[0], r[1]) for r in self.wh.execute(f"DESCRIBE SELECT * FROM {source}")]
+        if stored != built:
+            raise RuntimeError(
+                f"the columns of {name} changed ({stored} -> {built}); rebuild the environment's warehouse"
+                " from its inputs (delete the file) to apply a schema change"
+            )
+
+    def append(self, name: str, new: str, version: int) -> int:
+        """Insert rows that never change once written (ingestion records); `new` is a scratch table."""
+        source = f'{WORK}."{new}"'
+        if not self.wh.has_table(name, STORE):
+            self._create(name, source)
+        else:
+            self._check_columns(name, source)
+        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {source}')
+        return self.wh.scalar(f"SELECT count(*) FROM {source}")
+
+    def merge(self, name: str, new: str, *, key: tuple[str, ...], old_filter: str | None, version: int) -> Delta:
+        """Make the live rows of `name` (restricted by `old_filter`) equal to the rows of `new`.
+
+        Only rows that differ are touched: changed and vanished rows are retired, new and changed
+        rows inserted. `new` names the scratch table holding the recomputed rows.
+        """
+        src = f'{WORK}."{new}"'
+        if not self.wh.has_table(name, STORE):
+            self._create(name, src)
+        else:
+            self._check_columns(name, src)
+        if old_filter is None and self.live_count(name) == 0:
+            inserted = self.wh.scalar(f"SELECT count(*) FROM {src}")
+            self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {src}')
+            return Delta(inserted, 0, None, everything=True)
+
+        cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
+        restrict = f" AND ({old_filter})" if old_filter else ""
+        old, ins, ret, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("old", "ins", "ret", "delta"))
+        self.wh.execute(
+            f'CREATE OR REPLACE TABLE {old} AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
+        )
+        self.wh.execute(f"CREATE OR REPLACE TABLE {ins} AS SELECT {cols} FROM {src} EXCEPT SELECT {cols} FROM {old}")
+        self.wh.execute(f"CREATE OR REPLACE TABLE {ret} AS SELECT {cols} FROM {old} EXCEPT SELECT {cols} FROM {src}")
+        match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
+        self.wh.execute(
+            f'UPDATE {STORE}."{name}" AS t SET {TO} = {version} FROM {ret} AS r WHERE t.{TO} IS NULL AND {match}'
+        )
+        self.wh.execute(
+            f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM {ins}'
+        )
+        self.wh.execute(f"CREATE OR REPLACE TABLE {delta} AS SELECT * FROM {ins} UNION ALL SELECT * FROM {ret}")
+        inserted, retired = (self.wh.scalar(f"SELECT count(*) FROM {t}") for t in (ins, ret))
+        return Delta(inserted, retired, f"{new}_delta")
+
+    # -- views, publishing, rollback, retention ----------------------------------------------
+    def point_views(self, schema: str, version: int, names: list[str]) -> None:
+        for name in names:
+            cols = ", ".join(f'"{c}"' for c in self.model_columns(name))
+            self.wh.execute(
+                f'CREATE OR REPLACE VIEW {schema}."{name}" AS'
+                f' SELECT {cols} FROM {STORE}."{name}" WHERE {_visible(version)}'
+            )
+
+    def stage_candidate(self, version: int) -> None:
+        """Views of the unpublished version, for audits."""
+        self.point_views(CANDIDATE, version, self.physical_tables())
+
+    def publish(self, version: int) -> None:
+        """Point the published views at `version` (call inside a transaction)."""
+        self.point_views(PUBLISHED, version, self.physical_tables())
+        self.wh.execute(
+            f"INSERT INTO {META}.versions VALUES (?, 'published', now(), now())"
+            " ON CONFLICT (version) DO UPDATE SET state = 'published', changed_at = now()",
+            [version],
+        )
+
+    def rollback(self, to: int) -> None:
+        """Make version `to` current: older or equal versions are published, newer ones rolled back.
+
+        Works both ways until the next build discards the rolled-back versions. Call in a transaction.
+        """
+        self.point_views(PUBLISHED, to, self.physical_tables())
+        self.wh.execute(
+            f"UPDATE {META}.versions SET changed_at = now(),"
+            " state = CASE WHEN version <= ? THEN 'published' ELSE 'rolled_back' END"
+            " WHERE state IN ('published', 'rolled_back')",
+            [to],
+        )
+
+    def expire(self, keep: int) -> list[int]:
+        """Keep the newest `keep` published versions; drop rows that only older ones could see."""
+        published = self.published_versions()
+        expired = published[:-keep] if keep > 0 else []
+        if not expired:
+            return []
+        oldest_kept = published[-keep]
+        for name in self.physical_tables():
+            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {TO} IS NOT NULL AND {TO} <= {oldest_kept}')
+        self.wh.execute(
+            f"UPDATE {META}.versions SET state = 'expired', changed_at = now() WHERE version < ? AND state = 'published'",
+            [oldest_kept],
+        )
+        return expired
