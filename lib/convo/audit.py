@@ -7,6 +7,8 @@ the `convo_candidate` schema, in SQL, inside DuckDB.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from convo.models.registry import table_docs
 from convo.runs import CheckRecord
 from convo.warehouse import Warehouse
@@ -47,3 +49,12 @@ def key_checks(wh: Warehouse, schema: str) -> list[CheckRecord]:
                             orphans, _sample(wh, orphan_sql) if orphans else None)
             )
     return records
+
+
+def run(warehouse: Path, schema: str) -> list[CheckRecord]:
+    """Every audit on the tables in `schema` (the candidate or the published views)."""
+    wh = Warehouse(warehouse, read_only=True)
+    try:
+        return key_checks(wh, schema)
+    finally:
+        wh.close()

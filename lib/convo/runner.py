@@ -237,7 +237,8 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
-        run.checks = audit.key_checks(s.wh, CANDIDATE)
+        with s.wh.released():
+            run.checks = audit.run(env.warehouse, CANDIDATE)
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
             with s.wh.transaction():

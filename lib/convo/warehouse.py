@@ -25,25 +25,40 @@ class Warehouse:
 
     def __init__(self, path: Path, *, threads: int = 2, memory_limit: str = "4GB", read_only: bool = False):
         self.path = Path(path)
+        self.read_only = read_only
+        self._settings = dict(threads=threads, memory_limit=memory_limit)
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        elif not self.path.exists():
+            raise FileNotFoundError(f"{self.path}: no warehouse here yet; run `convo build` first")
+        self.connect()
+        if not read_only:
+            for schema in (STORE, META, WORK, CANDIDATE):
+                self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+
+    def connect(self) -> None:
         try:
             self.con: Backend = ibis.duckdb.connect(
                 str(self.path),
-                read_only=read_only,
-                threads=threads,
-                memory_limit=memory_limit,
+                read_only=self.read_only,
                 temp_directory=str(self.path.with_name(self.path.name + ".tmp")),
+                **self._settings,
             )
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
                 raise WarehouseLocked(f"{self.path} is open in another process: {exc}") from exc
             raise
         # The progress bar is for people watching a terminal, never for logs or notebooks.
-        self.con.raw_sql(f"SET enable_progress_bar = {'true' if sys.stderr.isatty() else 'false'}")
-        if not read_only:
-            for schema in (STORE, META, WORK, CANDIDATE):
-                self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        self.execute(f"SET enable_progress_bar = {'true' if sys.stderr.isatty() else 'false'}")
+
+    @contextlib.contextmanager
+    def released(self) -> Iterator[None]:
+        """Close the connection for a while, so that other clients (GX, notebooks) can open the file."""
+        self.close()
+        try:
+            yield
+        finally:
+            self.connect()
 
     def execute(self, sql: str, params: list | None = None) -> list[tuple]:
         """Run SQL and fetch every row (an unconsumed result would block the connection)."""

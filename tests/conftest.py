@@ -1,0 +1,59 @@
+import csv
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).parent))
+
+from convo.config import Environment  # noqa: E402
+
+HEADER = ["event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value"]
+
+
+def write_events(path: Path, rows, header=HEADER) -> Path:
+    """Write raw event rows (tuples of text) as a CSV in the input format."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def make_env(tmp_path: Path, name: str = "test", **overrides) -> Environment:
+    settings = dict(
+        name=name,
+        root=ROOT,
+        warehouse=tmp_path / "warehouse" / f"{name}.duckdb",
+        inputs=(),
+        seeds_dir=ROOT / "seeds",
+        reports_dir=tmp_path / "reports",
+        retain_versions=5,
+        threads=2,
+        memory_limit="2GB",
+    )
+    settings.update(overrides)
+    return Environment(**settings)
+
+
+def query(env: Environment, sql: str, params=None) -> list[dict]:
+    """Rows of a query against the published warehouse, as dicts."""
+    con = duckdb.connect(str(env.warehouse), read_only=True)
+    try:
+        cur = con.execute(sql, params or [])
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+    finally:
+        con.close()
+
+
+def by_key(rows: list[dict], key: str) -> dict:
+    return {r[key]: r for r in rows}
+
+
+@pytest.fixture
+def env(tmp_path):
+    return make_env(tmp_path)
