@@ -54,6 +54,14 @@ def cmd_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    from convo import runner
+
+    run = runner.check(_environment(args))
+    _print_run(run)
+    return EXIT_FAILED if run.status == "failed" else 0
+
+
 def cmd_rollback(args: argparse.Namespace) -> int:
     from convo import runner
 
@@ -97,6 +105,10 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
     b.add_argument("files", nargs="*", metavar="EVENTS_FILE")
     b.set_defaults(func=cmd_build)
+
+    c = sub.add_parser("check", help="run every data-quality check on the published version")
+    _env_options(c)
+    c.set_defaults(func=cmd_check)
 
     r = sub.add_parser("rollback", help="publish the previous (or a named) version again")
     _env_options(r)

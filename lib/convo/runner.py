@@ -27,7 +27,7 @@ from convo.models.registry import Model, models
 from convo.runs import FileRecord, Run, RunLog, TableRecord
 from convo.seeds import load_tag_contact_reasons
 from convo.store import Delta, Store
-from convo.warehouse import CANDIDATE, META, WORK, Warehouse
+from convo.warehouse import CANDIDATE, META, PUBLISHED, WORK, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -253,6 +253,21 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
         if expired:
             log.info("expired versions %s (keeping the last %d)", expired, env.retain_versions)
         run.status, run.published_version = "success", run.run_id
+        return run
+
+
+def check(env: Environment) -> Run:
+    """Audit the published version; the results are recorded with the run."""
+    with session(env, "check") as s, recorded(s, "check") as run:
+        run.published_version = s.store.current_version()
+        if not run.published_version:
+            raise ValueError(f"environment {env.name!r} has nothing published yet; run `convo build` first")
+        with s.wh.released():
+            run.checks = audit.run(env.warehouse, PUBLISHED)
+        failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
+        run.status = "failed" if failed else "success"
+        if failed:
+            run.message = f"{len(failed)} error-level checks failed on the published version"
         return run
 
 
