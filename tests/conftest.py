@@ -1,14 +1,22 @@
 import csv
+import os
 import sys
 from pathlib import Path
 
 import duckdb
 import pytest
+from hypothesis import settings
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from convo.config import Environment  # noqa: E402
+
+# Each example of the warehouse property tests runs real builds (about a second each), so CI
+# runs a few; `HYPOTHESIS_PROFILE=thorough` runs many more by hand.
+settings.register_profile("ci", max_examples=8, deadline=None)
+settings.register_profile("thorough", max_examples=200, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 HEADER = ["event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value"]
 

@@ -27,7 +27,7 @@ from convo.models.registry import Model, models
 from convo.runs import FileRecord, Run, RunLog, TableRecord
 from convo.seeds import load_tag_contact_reasons
 from convo.store import Delta, Store
-from convo.warehouse import CANDIDATE, META, PUBLISHED, WORK, Warehouse
+from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -103,9 +103,9 @@ def _run_log_file(env: Environment, run: Run) -> logging.Handler:
 def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[ingest.InputFile]:
     """Files whose content is not ingested yet; the others are recorded as skipped."""
     known = {}
-    if s.wh.has_table("ingested_files", "convo_store"):
+    if s.wh.has_table("ingested_files", STORE):
         known = {sha: (fid, rid) for sha, fid, rid in s.wh.execute(
-            "SELECT sha256, file_id, run_id FROM convo_store.ingested_files WHERE _valid_to IS NULL")}
+            f"SELECT sha256, file_id, run_id FROM {STORE}.ingested_files WHERE _valid_to IS NULL")}
     new, seen = [], set()
     for f in files:
         if f.sha256 in known or f.sha256 in seen:
@@ -123,8 +123,8 @@ def _ingest(s: Session, files: list[ingest.InputFile], run: Run) -> Delta | None
     """Land and stage new files; returns the delta of accepted events (None if no new file)."""
     if not files:
         return None
-    first_id = (s.wh.scalar("SELECT max(file_id) FROM convo_store.ingested_files")
-                if s.wh.has_table("ingested_files", "convo_store") else None) or 0
+    first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
+                if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
     known = s.store.live(STAGED).select("event_id") if s.store.live_count(STAGED) else None
     counts = ingest.stage_batch(s.wh, by_id, known)
@@ -155,7 +155,7 @@ def _ingest(s: Session, files: list[ingest.InputFile], run: Run) -> Delta | None
 # -- models -----------------------------------------------------------------------------------
 def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool) -> str | None:
     """ALL, None (nothing to do), or the scratch table holding the partitions to recompute."""
-    if full_refresh or s.store.live_count(m.name) == 0:
+    if full_refresh or not s.wh.has_table(m.name, STORE):
         return ALL
     changed = [i for i in m.inputs if i in deltas and deltas[i].changed]
     if not changed:
@@ -226,9 +226,10 @@ def _write(s: Session, paths: list[Path], run: Run, full_refresh: bool) -> bool:
 
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
-    paths = ingest.expand(list(inputs) if inputs else list(env.inputs))
-    command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in paths)
+    patterns = list(inputs) if inputs else list(env.inputs)
+    command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in patterns)
     with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
+        paths = ingest.expand(patterns)
         with s.wh.transaction():
             changed = _write(s, paths, run, full_refresh)
         if not changed:

@@ -135,7 +135,7 @@ class Store:
         if old_filter is None and self.live_count(name) == 0:
             inserted = self.wh.scalar(f"SELECT count(*) FROM {src}")
             self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {src}')
-            return Delta(inserted, 0, None, everything=True)
+            return Delta(inserted, 0, None, everything=inserted > 0)
 
         cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
         restrict = f" AND ({old_filter})" if old_filter else ""
