@@ -15,6 +15,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import ibis
 
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
@@ -34,6 +35,7 @@ class InputFile:
     path: Path
     file_format: str
     sha256: str
+    columns: tuple[str, ...]  # the contract's column names, in the file's order
 
 
 @dataclass
@@ -71,7 +73,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _check_csv_header(path: Path) -> None:
+def _csv_columns(path: Path) -> tuple[str, ...]:
     with path.open("rb") as f:
         first = f.readline(1 << 16)
     if not first.strip():
@@ -83,15 +85,17 @@ def _check_csv_header(path: Path) -> None:
     header = [h.strip().lower() for h in next(csv.reader(io.StringIO(text)))]
     if sorted(header) != sorted(RAW_COLUMNS):
         raise InputError(f"{path}: line 1: wrong header {','.join(header)!r}; expected {','.join(RAW_COLUMNS)}")
+    return tuple(header)
 
 
-def _check_parquet(wh: Warehouse, path: Path) -> None:
+def _parquet_columns(wh: Warehouse, path: Path) -> tuple[str, ...]:
     try:
         names = [r[0].lower() for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)])]
     except Exception as exc:  # DuckDB raises several exception types for unreadable files
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     if sorted(names) != sorted(RAW_COLUMNS):
         raise InputError(f"{path}: wrong columns {names}; expected {list(RAW_COLUMNS)}")
+    return tuple(names)
 
 
 def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
@@ -105,33 +109,29 @@ def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
         file_format = FORMATS.get(path.suffix.lower())
         if file_format is None:
             raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
-        if file_format == "csv":
-            _check_csv_header(path)
-        else:
-            _check_parquet(wh, path)
-        checked.append(InputFile(path, file_format, _sha256(path)))
+        columns = _csv_columns(path) if file_format == "csv" else _parquet_columns(wh, path)
+        checked.append(InputFile(path, file_format, _sha256(path), columns))
     return checked
 
 
 def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     """Raw text of every well-formed line, with its line number; malformed lines to the rejects."""
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
-    names = ", ".join(f"'{c}'" for c in RAW_COLUMNS)
+    # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
+    columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
     wh.execute(
         f"""CREATE OR REPLACE TABLE {WORK}.landing_{file_id} AS
-        SELECT * FROM read_csv(?, header = true, all_varchar = true, delim = ',', quote = '"', escape = '"',
+        SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"', escape = '"',
                                store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans',
                                strict_mode = true, null_padding = false)""",
         [str(f.path)],
     )
-    # Column names as written in the header (any order, any case) -> the contract's names.
-    actual = {c.lower(): c for c, _ in wh.columns(f"landing_{file_id}", WORK)}
-    raw = ", ".join(f'l."{actual[c]}" AS {c}' for c in RAW_COLUMNS)
+    raw = ", ".join(f"l.{c}" for c in RAW_COLUMNS)
     # rowid counts well-formed rows in file order (from an offset inside a transaction); each
     # malformed line before a row shifts its line by one.
     wh.execute(
         f"""CREATE OR REPLACE TABLE {WORK}.malformed_{file_id} AS
-        SELECT line, min(error_type || ': ' || error_message) AS reason, min(csv_line) AS raw_line,
+        SELECT line, min(error_type || ': ' || error_message) AS reason, trim(min(csv_line), chr(13) || chr(10)) AS raw_line,
                line - 2 - (row_number() OVER (ORDER BY line) - 1) AS good_rows_before
         FROM temp.csv_rejects GROUP BY line"""
     )
@@ -152,8 +152,8 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
 
 
 def _land_parquet(wh: Warehouse, f: InputFile, file_id: int) -> None:
-    cols = {r[0].lower(): r[0] for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)])}
-    raw = ", ".join(f'"{cols[c]}"::VARCHAR AS {c}' for c in RAW_COLUMNS)
+    actual = {r[0].lower(): r[0] for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)])}
+    raw = ", ".join(f'"{actual[c]}"::VARCHAR AS {c}' for c in RAW_COLUMNS)
     wh.execute(
         f"""CREATE OR REPLACE TABLE {WORK}.raw_{file_id} AS
         SELECT {raw}, ? AS source_file, (file_row_number + 1)::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
@@ -172,7 +172,10 @@ def land(wh: Warehouse, files: list[InputFile], first_file_id: int) -> dict[int,
     for offset, f in enumerate(files):
         file_id = first_file_id + offset
         log.info("reading %s (%s, %.1f MB)", f.path, f.file_format, f.path.stat().st_size / 1e6)
-        (_land_csv if f.file_format == "csv" else _land_parquet)(wh, f, file_id)
+        try:
+            (_land_csv if f.file_format == "csv" else _land_parquet)(wh, f, file_id)
+        except duckdb.InvalidInputException as exc:  # a file DuckDB cannot parse at all
+            raise InputError(f"{f.path}: cannot be read as {f.file_format}: {str(exc).splitlines()[0]}") from exc
         by_id[file_id] = f
     return by_id
 

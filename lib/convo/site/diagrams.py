@@ -1,0 +1,163 @@
+"""Mermaid diagrams generated from the model metadata, rendered to SVG at build time.
+
+The ERDs come from `table_docs()` (columns, primary keys, `references`), the lineage from the
+runner's dependency graph (`models()` inputs). Rendering uses mermaidx (Mermaid in an embedded
+JavaScript engine, from PyPI): the pages then carry plain inline SVG, with no script and no
+network when viewed. Rendering costs seconds per diagram, so SVGs are cached by the hash of
+their source and rendered in parallel when several change at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from convo.models.registry import SOURCES, Model, TableDoc
+
+# Fixed widths keep labels readable (pages scroll sideways); DejaVu Sans is the font mermaidx
+# measures text with, so boxes fit their labels when the browser has it.
+MERMAID_CONFIG = {
+    "er": {"useMaxWidth": False},
+    "flowchart": {"useMaxWidth": False},
+    "themeVariables": {"fontFamily": "DejaVu Sans, Verdana, Arial, sans-serif"},
+}
+# The order layers appear in, left to right, in the lineage.
+LAYER_ORDER = ("inputs", "sources", "staging", "intermediate", "dimensions", "facts", "marts", "notebooks")
+
+
+@dataclass(frozen=True)
+class Design:
+    """A dimensional design: its central tables, and the tables their keys lead to."""
+
+    key: str
+    title: str
+    centre: tuple[str, ...]  # tables named by the design
+    centre_layers: tuple[str, ...] = ()  # every table of these layers joins the centre (e.g. marts)
+
+    def tables(self, docs: Mapping[str, TableDoc]) -> list[str]:
+        missing = [t for t in self.centre if t not in docs]
+        if missing:
+            raise ValueError(f"design {self.key!r} names tables that are not documented: {missing}")
+        centre = [*self.centre, *(n for n, d in docs.items() if d.layer in self.centre_layers)]
+        referenced = [c.references.split(".")[0] for t in centre for c in docs[t].foreign_keys]
+        return list(dict.fromkeys([*centre, *(t for t in referenced if t in docs)]))
+
+
+# The two designs the data-model page compares. Which fact belongs to which design is the one
+# editorial choice here; every table, column and relationship shown follows from the metadata.
+STAR = Design("star", "Star schema", ("fact_conversation_lifecycle", "fact_conversation_tags"), ("marts",))
+EVENTS = Design("events", "Factless event fact", ("fact_conversation_events",))
+DESIGNS = (STAR, EVENTS)
+
+
+def _type_word(data_type: str | None) -> str:
+    """A DuckDB type as one Mermaid attribute-type word (`DECIMAL(18,3)` -> `DECIMAL(18_3)`)."""
+    if not data_type:
+        return "unbuilt"
+    return re.sub(r"[^A-Za-z0-9_()\[\]]", "_", data_type)
+
+
+def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mapping[str, str]]) -> str:
+    """An erDiagram of the design; `types` maps table -> column -> DuckDB type (empty when unbuilt)."""
+    tables = design.tables(docs)
+    lines = ["erDiagram"]
+    for name in tables:
+        doc = docs[name]
+        lines.append(f"  {name} {{")
+        for col in doc.columns:
+            keys = [k for k, is_key in (("PK", col.name in doc.primary_key), ("FK", bool(col.references))) if is_key]
+            lines.append(f"    {_type_word(types.get(name, {}).get(col.name))} {col.name} {', '.join(keys)}".rstrip())
+        lines.append("  }")
+    for name in tables:
+        for col in docs[name].foreign_keys:
+            parent = col.references.split(".")[0]
+            if parent in tables:
+                lines.append(f'  {parent} ||--o{{ {name} : "{col.name}"')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class LineageNode:
+    id: str
+    label: str
+    layer: str
+
+
+def lineage_graph(
+    models: Mapping[str, Model],
+    docs: Mapping[str, TableDoc],
+    input_files: Iterable[str],
+    seed_files: Iterable[str],
+    notebook_reads: Mapping[str, Iterable[str]],
+) -> tuple[list[LineageNode], list[tuple[str, str]]]:
+    """Nodes and edges from input files through sources and models to the notebooks."""
+    nodes = [LineageNode(f"input_{i}", path, "inputs") for i, path in enumerate(input_files)]
+    seed_nodes = [LineageNode(f"seed_{i}", path, "inputs") for i, path in enumerate(seed_files)]
+    nodes += seed_nodes
+    edges: list[tuple[str, str]] = []
+    loaded = {"ingestion": [n.id for n in nodes if n.id.startswith("input_")], "seed": [n.id for n in seed_nodes]}
+    # Tables the runner loads rather than computes: the model sources and what ingestion writes.
+    for name in dict.fromkeys([*SOURCES, *(n for n, d in docs.items() if d.built_by != "model")]):
+        built_by = docs[name].built_by if name in docs else "ingestion"
+        nodes.append(LineageNode(name, name, "sources"))
+        edges += [(f, name) for f in loaded.get(built_by, [])]
+    for m in models.values():
+        nodes.append(LineageNode(m.name, m.name, m.layer))
+        edges += [(i, m.name) for i in m.inputs]
+    for notebook, tables in notebook_reads.items():
+        node_id = "notebook_" + re.sub(r"\W", "_", notebook)
+        nodes.append(LineageNode(node_id, notebook, "notebooks"))
+        edges += [(t, node_id) for t in tables]
+    return nodes, edges
+
+
+def lineage(nodes: list[LineageNode], edges: list[tuple[str, str]]) -> str:
+    """A left-to-right flowchart, one box per layer."""
+    lines = ["flowchart LR"]
+    rank = {layer: i for i, layer in enumerate(LAYER_ORDER)}
+    layers = sorted({n.layer for n in nodes}, key=lambda layer: (rank.get(layer, len(rank)), layer))
+    for layer in layers:
+        lines.append(f"  subgraph layer_{layer}[{layer}]")
+        for n in (n for n in nodes if n.layer == layer):
+            shape = ('[/"{}"/]' if layer == "inputs" else '(["{}"])' if layer == "notebooks" else '["{}"]')
+            lines.append(f"    {n.id}{shape.format(n.label)}")
+        lines.append("  end")
+    lines += [f"  {a} --> {b}" for a, b in edges]
+    return "\n".join(lines) + "\n"
+
+
+def notebook_reads(notebook_sources: Mapping[str, str], tables: Iterable[str]) -> dict[str, list[str]]:
+    """Which tables each notebook's text names (word-bounded), as the lineage's last step."""
+    names = sorted(tables, key=len, reverse=True)
+    return {
+        nb: [t for t in names if re.search(rf"(?<![\w.]){re.escape(t)}(?!\w)", text)]
+        for nb, text in sorted(notebook_sources.items())
+    }
+
+
+# -- rendering --------------------------------------------------------------------------------
+def _cache_key(source: str) -> str:
+    import mermaidx
+
+    payload = json.dumps([source, MERMAID_CONFIG, mermaidx.__version__], sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+def render(sources: Mapping[str, str], cache_dir: Path, workers: int = 2) -> dict[str, str]:
+    """SVG text for each named Mermaid source; ids are made unique so several fit on one page."""
+    import mermaidx
+
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    paths = {name: cache_dir / f"{_cache_key(src)}.svg" for name, src in sources.items()}
+    todo = [name for name, path in paths.items() if not path.exists()]
+    if todo:
+        rendered = mermaidx.render_many([sources[n] for n in todo], workers=min(workers, len(todo)),
+                                        config=MERMAID_CONFIG)
+        for name, diagram in zip(todo, rendered):
+            paths[name].write_text(diagram.svg())
+    # mermaidx always names the SVG "my-svg", and its CSS is scoped by that id.
+    return {name: path.read_text().replace("my-svg", f"diagram-{name}") for name, path in paths.items()}
