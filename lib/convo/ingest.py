@@ -114,13 +114,17 @@ def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
     return checked
 
 
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     """Raw text of every well-formed line, with its line number; malformed lines to the rejects."""
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
     wh.execute(
-        f"""CREATE OR REPLACE TABLE {WORK}.landing_{file_id} AS
+        f"""CREATE OR REPLACE TEMP TABLE {WORK}.landing_{file_id} AS
         SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"', escape = '"',
                                store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans',
                                strict_mode = true, null_padding = false)""",
@@ -130,38 +134,37 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     # rowid counts well-formed rows in file order (from an offset inside a transaction); each
     # malformed line before a row shifts its line by one.
     wh.execute(
-        f"""CREATE OR REPLACE TABLE {WORK}.malformed_{file_id} AS
+        f"""CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id} AS
         SELECT line, min(error_type || ': ' || error_message) AS reason, trim(min(csv_line), chr(13) || chr(10)) AS raw_line,
                line - 2 - (row_number() OVER (ORDER BY line) - 1) AS good_rows_before
         FROM temp.csv_rejects GROUP BY line"""
     )
+    # A view, not a copy: parsing reads the landed rows once, numbering them on the way.
     wh.execute(
-        f"""CREATE OR REPLACE TABLE {WORK}.raw_{file_id} AS
+        f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
         WITH numbered AS (
             SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS good_rows_before
             FROM {WORK}.landing_{file_id})
-        SELECT {raw}, ? AS source_file, (l.good_rows_before + 2 + coalesce(m.shift, 0))::BIGINT AS source_line,
-               {file_id}::BIGINT AS file_seq
+        SELECT {raw}, {_literal(str(f.path))} AS source_file,
+               (l.good_rows_before + 2 + coalesce(m.shift, 0))::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
         FROM numbered AS l
         ASOF LEFT JOIN (SELECT good_rows_before, row_number() OVER (ORDER BY line) AS shift
                         FROM {WORK}.malformed_{file_id}) AS m
-          ON l.good_rows_before >= m.good_rows_before""",
-        [str(f.path)],
+          ON l.good_rows_before >= m.good_rows_before"""
     )
-    wh.execute(f"DROP TABLE {WORK}.landing_{file_id}")
 
 
 def _land_parquet(wh: Warehouse, f: InputFile, file_id: int) -> None:
     actual = {r[0].lower(): r[0] for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)])}
     raw = ", ".join(f'"{actual[c]}"::VARCHAR AS {c}' for c in RAW_COLUMNS)
+    path = _literal(str(f.path))
     wh.execute(
-        f"""CREATE OR REPLACE TABLE {WORK}.raw_{file_id} AS
-        SELECT {raw}, ? AS source_file, (file_row_number + 1)::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
-        FROM read_parquet(?, file_row_number = true)""",
-        [str(f.path), str(f.path)],
+        f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
+        SELECT {raw}, {path} AS source_file, (file_row_number + 1)::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
+        FROM read_parquet({path}, file_row_number = true)"""
     )
     wh.execute(
-        f"CREATE OR REPLACE TABLE {WORK}.malformed_{file_id}"
+        f"CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id}"
         " (line BIGINT, reason VARCHAR, raw_line VARCHAR, good_rows_before BIGINT)"
     )
 

@@ -64,8 +64,7 @@ def session(env: Environment, command: str) -> Iterator[Session]:
                 s.store.discard_after(s.store.current_version())
             yield s
         finally:
-            wh.clear_scratch()
-            wh.close()
+            wh.close()  # scratch tables are TEMP: they go with the connection
 
 
 @contextlib.contextmanager
@@ -188,7 +187,17 @@ def _input(s: Session, m: Model, name: str, touched: str) -> ibis.Table:
     return table.filter(ibis.or_(*(table[c].isin(values) for c in scope)))
 
 
+def _create_views(s: Session, schema: str) -> None:
+    """(Re)define the view models in `schema` over the tables of that same schema."""
+    for m in models().values():
+        if m.materialized == "view":
+            expr = m.fn(**{i: s.wh.table(i, schema) for i in m.inputs})
+            s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {s.wh.compile(expr)}')
+
+
 def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool) -> None:
+    if m.materialized == "view":
+        return
     t0 = time.perf_counter()
     touched = _touched(s, m, deltas, full_refresh)
     if touched is None:
@@ -238,8 +247,10 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
+        _create_views(s, CANDIDATE)
+        log.info("auditing version %d", run.run_id)
         with s.wh.released():
-            run.checks = audit.run(env.warehouse, CANDIDATE)
+            run.checks = audit.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id)
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
             with s.wh.transaction():
@@ -250,6 +261,7 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
             raise BuildFailed(run)
         with s.wh.transaction():
             s.store.publish(run.run_id)
+            _create_views(s, PUBLISHED)
             expired = s.store.expire(env.retain_versions)
         if expired:
             log.info("expired versions %s (keeping the last %d)", expired, env.retain_versions)
@@ -264,7 +276,9 @@ def check(env: Environment) -> Run:
         if not run.published_version:
             raise ValueError(f"environment {env.name!r} has nothing published yet; run `convo build` first")
         with s.wh.released():
-            run.checks = audit.run(env.warehouse, PUBLISHED)
+            run.checks = audit.run(
+                env.warehouse, PUBLISHED, env=env, version=run.published_version, run_id=run.run_id, data_docs=True
+            )
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         run.status = "failed" if failed else "success"
         if failed:

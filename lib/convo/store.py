@@ -141,10 +141,10 @@ class Store:
         restrict = f" AND ({old_filter})" if old_filter else ""
         old, ins, ret, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("old", "ins", "ret", "delta"))
         self.wh.execute(
-            f'CREATE OR REPLACE TABLE {old} AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
+            f'CREATE OR REPLACE TEMP TABLE {old} AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
         )
-        self.wh.execute(f"CREATE OR REPLACE TABLE {ins} AS SELECT {cols} FROM {src} EXCEPT SELECT {cols} FROM {old}")
-        self.wh.execute(f"CREATE OR REPLACE TABLE {ret} AS SELECT {cols} FROM {old} EXCEPT SELECT {cols} FROM {src}")
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ins} AS SELECT {cols} FROM {src} EXCEPT ALL SELECT {cols} FROM {old}")
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ret} AS SELECT {cols} FROM {old} EXCEPT ALL SELECT {cols} FROM {src}")
         match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
         self.wh.execute(
             f'UPDATE {STORE}."{name}" AS t SET {TO} = {version} FROM {ret} AS r WHERE t.{TO} IS NULL AND {match}'
@@ -152,7 +152,7 @@ class Store:
         self.wh.execute(
             f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM {ins}'
         )
-        self.wh.execute(f"CREATE OR REPLACE TABLE {delta} AS SELECT * FROM {ins} UNION ALL SELECT * FROM {ret}")
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {delta} AS SELECT * FROM {ins} UNION ALL SELECT * FROM {ret}")
         inserted, retired = (self.wh.scalar(f"SELECT count(*) FROM {t}") for t in (ins, ret))
         return Delta(inserted, retired, f"{new}_delta")
 

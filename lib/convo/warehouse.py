@@ -12,7 +12,8 @@ import ibis
 from ibis.backends.duckdb import Backend
 
 # Physical, versioned tables; run history; the build's scratch space; views for audits.
-STORE, META, WORK, CANDIDATE = "convo_store", "convo_meta", "convo_work", "convo_candidate"
+# Scratch tables are TEMP: in memory, spilled to disk past the memory limit, never written to the file.
+STORE, META, WORK, CANDIDATE = "convo_store", "convo_meta", "temp", "convo_candidate"
 PUBLISHED = "main"
 
 
@@ -33,7 +34,7 @@ class Warehouse:
             raise FileNotFoundError(f"{self.path}: no warehouse here yet; run `convo build` first")
         self.connect()
         if not read_only:
-            for schema in (STORE, META, WORK, CANDIDATE):
+            for schema in (STORE, META, CANDIDATE):
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     def connect(self) -> None:
@@ -48,8 +49,9 @@ class Warehouse:
             if "lock" in str(exc).lower():
                 raise WarehouseLocked(f"{self.path} is open in another process: {exc}") from exc
             raise
-        # The progress bar is for people watching a terminal, never for logs or notebooks.
-        self.execute(f"SET enable_progress_bar = {'true' if sys.stderr.isatty() else 'false'}")
+        # The progress bar is for people watching a terminal, never for logs or notebooks. PRAGMA,
+        # not SET: in a Jupyter kernel DuckDB refuses `SET enable_progress_bar` without ipywidgets.
+        self.execute(f"PRAGMA {'enable' if sys.stderr.isatty() else 'disable'}_progress_bar")
 
     @contextlib.contextmanager
     def released(self) -> Iterator[None]:
@@ -73,10 +75,11 @@ class Warehouse:
         return self.con.compile(expr)
 
     def has_table(self, name: str, schema: str) -> bool:
+        catalog_and_schema = ("temp", "main") if schema == WORK else (self.con.current_catalog, schema)
         return bool(
             self.scalar(
-                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
-                [schema, name],
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = ? AND schema_name = ? AND table_name = ?",
+                [*catalog_and_schema, name],
             )
         )
 
@@ -88,18 +91,14 @@ class Warehouse:
         )
 
     def table(self, name: str, schema: str) -> ibis.Table:
-        return self.con.table(name, database=schema)
+        return self.con.table(name, database=("temp", "main") if schema == WORK else schema)
 
     def materialize(self, name: str, expr: ibis.Table | str) -> ibis.Table:
         """Write an expression (or SQL) to a scratch table and return it as an Ibis table."""
         if isinstance(expr, str):
-            self.execute(f'CREATE OR REPLACE TABLE {WORK}."{name}" AS {expr}')
+            self.execute(f'CREATE OR REPLACE TEMP TABLE {WORK}."{name}" AS {expr}')
             return self.table(name, WORK)
-        return self.con.create_table(name, expr, database=WORK, overwrite=True)  # also registers memtables
-
-    def clear_scratch(self) -> None:
-        for (name,) in self.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [WORK]):
-            self.execute(f'DROP TABLE IF EXISTS {WORK}."{name}"')
+        return self.con.create_table(name, expr, temp=True, overwrite=True)  # also registers memtables
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:

@@ -58,7 +58,8 @@ def fact_conversation_tags(stg_conversation_events: ir.Table) -> ir.Table:
     return bridge.mutate(first_assigned_date_key=date_key(bridge.first_assigned_at))
 
 
-@model(partition="conversation_id", scope={"stg_conversation_events": _BY_CONVERSATION})
+# A view: the same rows as the staged events, so storing them again would double the write cost.
+@model(materialized="view")
 def fact_conversation_events(stg_conversation_events: ir.Table) -> ir.Table:
     e = stg_conversation_events
     return e.select(

@@ -73,3 +73,23 @@ def int_conversation_summary(stg_conversation_events: ir.Table) -> ir.Table:
             ),
         )
     )
+
+
+@model(
+    partition="conversation_id",
+    scope={"fact_conversation_tags": ("conversation_id",), "fact_conversation_lifecycle": ("id",)},
+)
+def int_conversation_tags(fact_conversation_tags: ir.Table, fact_conversation_lifecycle: ir.Table) -> ir.Table:
+    """Each (conversation, tag) with the days and measures the contact-reason mart groups by."""
+    tags, life = fact_conversation_tags, fact_conversation_lifecycle
+    joined = tags.join(life, tags.conversation_id == life.id)
+    return joined.select(
+        conversation_id=tags.conversation_id,
+        tag=tags.tag,
+        first_assigned_date_key=tags.first_assigned_date_key,
+        opened_date_key=life.opened_date_key,
+        closed_date_key=life.closed_date_key,
+        hours_to_resolve=life.hours_to_resolve,
+        first_response_minutes=life.first_response_minutes,
+        reopen_count=life.reopen_count,
+    )

@@ -4,6 +4,8 @@ A model is a pure function from Ibis tables to an Ibis table; its parameter name
 names of its inputs (other models, or sources the runner provides). How it is rebuilt
 incrementally is declared beside it:
 
+- `materialized`: "table" (stored, merged incrementally) or "view" (a projection computed when
+  read: nothing to store or merge; no model may read a view).
 - `partition`: an output column such that a partition's rows depend only on input rows
   linked to it; only partitions touched by changed input rows are recomputed.
 - `scope`: for each input, the input columns that link a changed input row to the partitions
@@ -25,7 +27,7 @@ from pathlib import Path
 
 import yaml
 
-LAYERS = ("staging", "intermediate", "facts", "dimensions")
+LAYERS = ("staging", "intermediate", "facts", "dimensions", "marts")
 # Inputs that are not models: the runner supplies them.
 SOURCES = ("accepted_events", "seed_tag_contact_reasons")
 
@@ -64,6 +66,7 @@ class Model:
     inputs: tuple[str, ...]
     partition: str | None
     scope: Mapping[str, tuple[str, ...] | None] = field(default_factory=dict)
+    materialized: str = "table"
 
     @property
     def layer(self) -> str:
@@ -77,7 +80,12 @@ class Model:
 _MODELS: dict[str, Model] = {}
 
 
-def model(*, partition: str | None = None, scope: Mapping[str, tuple[str, ...] | None] | None = None):
+def model(
+    *,
+    partition: str | None = None,
+    scope: Mapping[str, tuple[str, ...] | None] | None = None,
+    materialized: str = "table",
+):
     """Register a model function; its name is the table name."""
 
     def register(fn: Callable) -> Callable:
@@ -85,7 +93,9 @@ def model(*, partition: str | None = None, scope: Mapping[str, tuple[str, ...] |
         unknown = set(scope or {}) - set(inputs)
         if unknown:
             raise ValueError(f"model {fn.__name__}: scope names unknown inputs {sorted(unknown)}")
-        _MODELS[fn.__name__] = Model(fn.__name__, fn, inputs, partition, dict(scope or {}))
+        if materialized not in ("table", "view"):
+            raise ValueError(f"model {fn.__name__}: materialized must be 'table' or 'view'")
+        _MODELS[fn.__name__] = Model(fn.__name__, fn, inputs, partition, dict(scope or {}), materialized)
         return fn
 
     return register
@@ -100,6 +110,9 @@ def models() -> dict[str, Model]:
         missing = [i for i in m.inputs if i not in _MODELS and i not in SOURCES]
         if missing:
             raise ValueError(f"model {m.name} reads {missing}, which is neither a model nor a source")
+        views = [i for i in m.inputs if i in _MODELS and _MODELS[i].materialized == "view"]
+        if views:
+            raise ValueError(f"model {m.name} reads the view models {views}; only stored tables can be inputs")
     return {name: _MODELS[name] for name in graphlib.TopologicalSorter(graph).static_order()}
 
 
