@@ -140,17 +140,20 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
         FROM temp.csv_rejects GROUP BY line"""
     )
     # A view, not a copy: parsing reads the landed rows once, numbering them on the way.
+    numbered = f"SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS good_rows_before" \
+               f" FROM {WORK}.landing_{file_id}"
+    line = "l.good_rows_before + 2"
+    shifts = ""
+    if wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{file_id}"):
+        line += " + coalesce(m.shift, 0)"
+        shifts = f"""ASOF LEFT JOIN (SELECT good_rows_before, row_number() OVER (ORDER BY line) AS shift
+                                     FROM {WORK}.malformed_{file_id}) AS m
+                     ON l.good_rows_before >= m.good_rows_before"""
     wh.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
-        WITH numbered AS (
-            SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS good_rows_before
-            FROM {WORK}.landing_{file_id})
-        SELECT {raw}, {_literal(str(f.path))} AS source_file,
-               (l.good_rows_before + 2 + coalesce(m.shift, 0))::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
-        FROM numbered AS l
-        ASOF LEFT JOIN (SELECT good_rows_before, row_number() OVER (ORDER BY line) AS shift
-                        FROM {WORK}.malformed_{file_id}) AS m
-          ON l.good_rows_before >= m.good_rows_before"""
+        SELECT {raw}, {_literal(str(f.path))} AS source_file, ({line})::BIGINT AS source_line,
+               {file_id}::BIGINT AS file_seq
+        FROM ({numbered}) AS l {shifts}"""
     )
 
 
@@ -190,14 +193,17 @@ def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], known_events: ibis.T
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
-    parsed = wh.materialize("batch_parsed", parse_raw_events(raw))
-    rejected = parsed.filter(parsed.reject_reason.notnull()).select(
-        file_id=parsed.file_seq,
-        source_file=parsed.source_file,
-        source_line=parsed.source_line,
-        **{c: parsed[c] for c in RAW_COLUMNS},
+    # The raw text is not copied along: only rejected rows need it, and they fetch it back.
+    parsed = wh.materialize("batch_parsed", parse_raw_events(raw).drop(*RAW_COLUMNS))
+    rejects = parsed.filter(parsed.reject_reason.notnull())
+    rejects = rejects.join(raw, ["file_seq", "source_line"])
+    rejected = rejects.select(
+        file_id=rejects.file_seq,
+        source_file=rejects.source_file,
+        source_line=rejects.source_line,
+        **{c: rejects[c] for c in RAW_COLUMNS},
         raw_line=ibis.null("string"),
-        reason=parsed.reject_reason,
+        reason=rejects.reject_reason,
     )
     malformed = [
         wh.table(f"malformed_{i}", WORK).select(
@@ -218,12 +224,14 @@ def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], known_events: ibis.T
     wh.materialize("batch_events", unique)
 
     counts = {i: FileCounts(i, str(by_id[i].path)) for i in ids}
-    for table, col, attr in (("batch_rejected", "file_id", "rows_rejected"), ("batch_events", "file_seq", "rows_staged")):
+    for table, col, attr in (
+        ("batch_parsed", "file_seq", "rows_read"),  # the well-formed rows
+        ("batch_rejected", "file_id", "rows_rejected"),
+        ("batch_events", "file_seq", "rows_staged"),
+    ):
         for file_id, n in wh.execute(f"SELECT {col}, count(*) FROM {WORK}.{table} GROUP BY 1"):
             setattr(counts[file_id], attr, n)
     for i, c in counts.items():
-        well_formed = wh.scalar(f"SELECT count(*) FROM {WORK}.raw_{i}")
-        malformed = wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{i}")
-        c.rows_read = well_formed + malformed
+        c.rows_read += wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{i}")
         c.duplicates_removed = c.rows_read - c.rows_staged - c.rows_rejected
     return counts

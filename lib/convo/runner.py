@@ -208,8 +208,11 @@ def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_
     if touched != ALL:
         expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
         old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
-    s.wh.materialize(f"new_{m.name}", expr)
-    delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id)
+    if touched == ALL and s.store.live_count(m.name) == 0:
+        delta = s.store.insert(m.name, s.wh.compile(expr), run.run_id)  # no copy: nothing to compare with
+    else:
+        s.wh.materialize(f"new_{m.name}", expr)
+        delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id)
     deltas[m.name] = delta
     seconds = time.perf_counter() - t0
     rows = s.store.live_count(m.name)

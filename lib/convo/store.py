@@ -121,6 +121,17 @@ class Store:
         self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {source}')
         return self.wh.scalar(f"SELECT count(*) FROM {source}")
 
+    def insert(self, name: str, query: str, version: int) -> Delta:
+        """Fill a table that has no live rows straight from a query: nothing to compare with."""
+        if not self.wh.has_table(name, STORE):
+            self._create(name, f"({query})")
+        else:
+            self._check_columns(name, f"({query})")
+        before = self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}"')
+        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM ({query})')
+        inserted = self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}"') - before
+        return Delta(inserted, 0, None, everything=inserted > 0)
+
     def merge(self, name: str, new: str, *, key: tuple[str, ...], old_filter: str | None, version: int) -> Delta:
         """Make the live rows of `name` (restricted by `old_filter`) equal to the rows of `new`.
 
@@ -128,14 +139,9 @@ class Store:
         rows inserted. `new` names the scratch table holding the recomputed rows.
         """
         src = f'{WORK}."{new}"'
-        if not self.wh.has_table(name, STORE):
-            self._create(name, src)
-        else:
-            self._check_columns(name, src)
         if old_filter is None and self.live_count(name) == 0:
-            inserted = self.wh.scalar(f"SELECT count(*) FROM {src}")
-            self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {src}')
-            return Delta(inserted, 0, None, everything=inserted > 0)
+            return self.insert(name, f"SELECT * FROM {src}", version)
+        self._check_columns(name, src)
 
         cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
         restrict = f" AND ({old_filter})" if old_filter else ""

@@ -10,6 +10,7 @@ from pathlib import Path
 import duckdb
 import ibis
 from ibis.backends.duckdb import Backend
+from ibis.backends.sql.datatypes import DuckDBType
 
 # Physical, versioned tables; run history; the build's scratch space; views for audits.
 # Scratch tables are TEMP: in memory, spilled to disk past the memory limit, never written to the file.
@@ -72,7 +73,14 @@ class Warehouse:
         return rows[0][0] if rows else None
 
     def compile(self, expr: ibis.Table) -> str:
-        return self.con.compile(expr)
+        """SQL for an expression, typed exactly as Ibis types it, in-memory tables registered first.
+
+        The casts matter: DuckDB widens some results (SUM of BIGINT is HUGEINT) where Ibis says
+        int64, and a stored table must keep one type whatever the path that wrote it.
+        """
+        self.con._run_pre_execute_hooks(expr)  # ibis's own step before executing; public API has none
+        typed = ", ".join(f'CAST("{name}" AS {DuckDBType.to_string(t)}) AS "{name}"' for name, t in expr.schema().items())
+        return f"SELECT {typed} FROM ({self.con.compile(expr)})"
 
     def has_table(self, name: str, schema: str) -> bool:
         catalog_and_schema = ("temp", "main") if schema == WORK else (self.con.current_catalog, schema)

@@ -1,24 +1,59 @@
-"""Small column helpers shared by the models. Every backend-specific spelling lives here."""
+"""Small column helpers shared by the models. Every backend-specific spelling lives here.
+
+The models run unchanged on DuckDB and on Spark (PySpark backend). Where Ibis has no portable
+operation, this module defines one and gives each of those two engines its translation, so a
+model calls one helper whatever the engine.
+"""
 
 from __future__ import annotations
 
-import datetime
-
 import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
+import ibis.expr.rules as rlz
 import ibis.expr.types as ir
+from ibis.backends.sql.compilers.base import NULL
+from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
+from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
 _INTEGER_PATTERN = r"^[+-]?[0-9]+$"
 
+# What DuckDB's strptime accepts for TIMESTAMP_FORMAT: 1-4 digit year, 1-2 digit other fields,
+# any run of whitespace between date and time. Spark's parser cannot bound a field's width
+# ('H' also reads '009'), so on Spark the text must have this shape before it is parsed.
+_TIMESTAMP_SHAPE = r"^\s*([0-9]{1,4})-([0-9]{1,2})-([0-9]{1,2})\s+([0-9]{1,2}):([0-9]{1,2}):([0-9]{1,2})\s*$"
+_SPARK_CANONICAL, _SPARK_FORMAT = "$1-$2-$3 $4:$5:$6", "y-M-d H:m:s"
 
-@ibis.udf.scalar.builtin
-def try_strptime(value: str, fmt: str) -> datetime.datetime:
-    """DuckDB's TRY_STRPTIME: NULL instead of an error when the text does not parse."""
+
+class ParseTimestamp(ops.Value):
+    """Text in TIMESTAMP_FORMAT -> timestamp, NULL when it does not parse (Ibis's own raises)."""
+
+    arg: ops.Value[dt.String]
+
+    shape = rlz.shape_like("arg")
+    dtype = dt.timestamp
+
+
+def _duckdb_parse_timestamp(compiler, op, *, arg):
+    return compiler.f.try_strptime(arg, TIMESTAMP_FORMAT)
+
+
+def _spark_parse_timestamp(compiler, op, *, arg):
+    # try_to_timestamp checks the calendar (2023-02-29, 24:00:00 -> NULL) like DuckDB does.
+    canonical = compiler.f.regexp_replace(arg, _TIMESTAMP_SHAPE, _SPARK_CANONICAL)
+    parsed = compiler.f.try_to_timestamp(canonical, _SPARK_FORMAT)
+    return compiler.if_(compiler.f.rlike(arg, _TIMESTAMP_SHAPE), parsed, NULL)
+
+
+# Compilers find the rule for an operation by the name `visit_<operation class name>`.
+DuckDBCompiler.visit_ParseTimestamp = _duckdb_parse_timestamp
+PySparkCompiler.visit_ParseTimestamp = _spark_parse_timestamp
 
 
 def parse_timestamp(text: ir.StringValue) -> ir.TimestampValue:
     """`2019-04-04 1:18:45` -> timestamp (UTC, no zone); NULL when it does not parse."""
-    return try_strptime(text, TIMESTAMP_FORMAT)
+    return ParseTimestamp(text).to_expr()
 
 
 def parse_integer(text: ir.StringValue) -> ir.IntegerValue:
@@ -33,4 +68,3 @@ def date_key(ts: ir.TimestampValue | ir.DateValue) -> ir.IntegerValue:
 
 def seconds_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.IntegerValue:
     return end.epoch_seconds() - start.epoch_seconds()
-

@@ -1,0 +1,204 @@
+"""Build benchmark: `convo build` against a plain hand-written DuckDB SQL pass, at several sizes.
+
+Run by hand (never in CI), on a quiet machine:
+
+    .venv/bin/python benchmarks/bench.py --sizes 100000 1000000 [--incremental] [--check]
+
+For each size it generates events (seeded, cached in --workdir), then times, each in its own
+process so that peak memory is the process's own:
+- `convo build` of the whole file into a fresh warehouse (every table, audits, publish);
+- the reference: benchmarks/reference.sql, the lifecycle table only, in plain DuckDB SQL;
+- with --check, `convo check` on the built warehouse;
+- with --incremental, a 90-day history loaded as 90 daily files, then one more day's file
+  (about 1% of the events, ~1% late), against a full rebuild of all 91 files.
+It compares the lifecycle table of both builds and rewrites its section of BENCHMARKS.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = sys.executable
+CONVO = [PYTHON, "-m", "convo.cli"]
+SECTION_START, SECTION_END = "<!-- bench:build:start -->", "<!-- bench:build:end -->"
+
+
+@dataclass
+class Timing:
+    seconds: float
+    peak_mb: float
+
+
+def run(cmd: list[str], label: str) -> Timing:
+    """Run a command; its wall time and the peak RSS of its process tree's largest process."""
+    print(f"  {label}: {' '.join(str(c) for c in cmd)}", flush=True)
+    start = time.perf_counter()
+    process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    seconds = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{label} failed:\n{process.stderr.read()}")
+    timing = Timing(seconds, usage.ru_maxrss / 1024)
+    print(f"    {timing.seconds:.1f} s, peak {timing.peak_mb:.0f} MB", flush=True)
+    return timing
+
+
+def generate(conversations: int, out: Path, **options) -> Path:
+    marker = out.with_name(out.name + ".done")
+    if not marker.exists():
+        if out.exists():
+            shutil.rmtree(out) if out.is_dir() else out.unlink()
+        args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not True]
+        args += [f"--{k.replace('_', '-')}" for k, v in options.items() if v is True]
+        run([*CONVO, "generate", "--conversations", str(conversations), "--out", str(out), *args], "generate")
+        marker.touch()
+    return out
+
+
+def fresh(path: Path) -> Path:
+    for p in path.parent.glob(path.name + "*"):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    for p in (path.parent / "logs").glob("*"):
+        shutil.rmtree(p)
+    return path
+
+
+def reference(events: Path, db: Path) -> Timing:
+    sql = (ROOT / "benchmarks" / "reference.sql").read_text().replace("$EVENTS", str(events))
+    script = (
+        "import duckdb, sys; con = duckdb.connect(sys.argv[1]);"
+        "con.execute(\"SET threads = 2; SET memory_limit = '4GB'; SET enable_progress_bar = false\");"
+        "con.execute(sys.stdin.read())"
+    )
+    print(f"  reference: plain SQL pass over {events.name}", flush=True)
+    start = time.perf_counter()
+    process = subprocess.Popen([PYTHON, "-c", script, str(db)], stdin=subprocess.PIPE, text=True)
+    process.stdin.write(sql)
+    process.stdin.close()
+    _, status, usage = os.wait4(process.pid, 0)
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit("the reference SQL failed")
+    timing = Timing(time.perf_counter() - start, usage.ru_maxrss / 1024)
+    print(f"    {timing.seconds:.1f} s, peak {timing.peak_mb:.0f} MB", flush=True)
+    return timing
+
+
+def lifecycle_differences(warehouse: Path, reference_db: Path) -> tuple[int, int]:
+    """(rows, rows that differ in any column) between convo's lifecycle and the reference."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute(f"ATTACH '{warehouse}' AS w (READ_ONLY); ATTACH '{reference_db}' AS r (READ_ONLY)")
+    cols = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE r.reference_lifecycle)").fetchall()]
+    differs = " OR ".join(f"c.{c} IS DISTINCT FROM r.{c}" for c in cols)
+    rows = con.execute("SELECT count(*) FROM w.main.fact_conversation_lifecycle").fetchone()[0]
+    diff = con.execute(
+        f"SELECT count(*) FROM w.main.fact_conversation_lifecycle c FULL JOIN r.reference_lifecycle r ON c.id = r.id"
+        f" WHERE {differs}"
+    ).fetchone()[0]
+    return rows, diff
+
+
+def table_seconds(warehouse: Path) -> dict[str, float]:
+    import duckdb
+
+    con = duckdb.connect(str(warehouse), read_only=True)
+    rows = con.execute(
+        "SELECT table_name, seconds FROM convo_meta.run_tables WHERE run_id = (SELECT max(run_id) FROM"
+        " convo_meta.runs WHERE status = 'success' AND command LIKE 'build%')"
+    ).fetchall()
+    return dict(rows)
+
+
+def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
+    print(f"{n:,} conversations", flush=True)
+    events = generate(n, work / f"events-{n}.csv")
+    size_mb = events.stat().st_size / 1e6
+    warehouse = fresh(work / f"build-{n}" / "wh.duckdb")
+    build = run([*CONVO, "build", "--warehouse", str(warehouse), str(events)], "convo build")
+    ref_db = fresh(work / f"reference-{n}.duckdb")
+    ref = reference(events, ref_db)
+    rows, differ = lifecycle_differences(warehouse, ref_db)
+    mart = table_seconds(warehouse).get("mart_contact_reasons_daily", float("nan"))
+    lines = [
+        f"| {n:,} | {size_mb:,.0f} MB | convo build (all tables, audits, publish) | {build.seconds:.1f} |"
+        f" {build.peak_mb:,.0f} | {build.seconds / ref.seconds:.2f}x the reference |",
+        f"| {n:,} | | reference: plain SQL, lifecycle only | {ref.seconds:.1f} | {ref.peak_mb:,.0f} |"
+        f" lifecycle rows {rows:,}; rows differing from convo: {differ:,} |",
+        f"| {n:,} | | contact-reason mart (inside the build) | {mart:.1f} | | from the run's table timings |",
+    ]
+    if check:
+        checked = run([*CONVO, "check", "--warehouse", str(warehouse)], "convo check")
+        lines.append(f"| {n:,} | | convo check (all suites, published version) | {checked.seconds:.1f} |"
+                     f" {checked.peak_mb:,.0f} | |")
+    if incremental:
+        days = generate(n, work / f"daily-{n}", daily_files=True, days=91, late_fraction=0.01)
+        files = sorted(days.glob("*.csv"))
+        history, last_day = files[:-1], files[-1]
+        wh = fresh(work / f"incremental-{n}" / "wh.duckdb")
+        loaded = run([*CONVO, "build", "--warehouse", str(wh), *map(str, history)], "history: 90 daily files")
+        one_day = run([*CONVO, "build", "--warehouse", str(wh), str(last_day)], "one more day, incremental")
+        full_wh = fresh(work / f"full-{n}" / "wh.duckdb")
+        full = run([*CONVO, "build", "--warehouse", str(full_wh), *map(str, files)], "full rebuild, 91 files")
+        share = last_day.stat().st_size / sum(f.stat().st_size for f in files)
+        lines += [
+            f"| {n:,} | | history: 90 daily files in one build | {loaded.seconds:.1f} | {loaded.peak_mb:,.0f} | |",
+            f"| {n:,} | | one more day ({share:.1%} of the bytes), incremental | {one_day.seconds:.1f} |"
+            f" {one_day.peak_mb:,.0f} | {one_day.seconds / full.seconds:.1%} of the full rebuild |",
+            f"| {n:,} | | full rebuild of the same 91 files | {full.seconds:.1f} | {full.peak_mb:,.0f} | |",
+        ]
+    return lines
+
+
+def write_section(lines: list[str], command: str) -> None:
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = "\n".join([
+        SECTION_START,
+        "## Build, reference SQL and incremental loads",
+        "",
+        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()};"
+        f" run on {time.strftime('%Y-%m-%d')}. Command:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "| conversations | input | what | seconds | peak RSS (MB) | notes |",
+        "|---:|---:|---|---:|---:|---|",
+        *lines,
+        SECTION_END,
+    ])
+    pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.S)
+    text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
+    path.write_text(text)
+    print(f"wrote {path}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/convo-bench"))
+    parser.add_argument("--check", action="store_true", help="also time `convo check`")
+    parser.add_argument("--incremental", action="store_true", help="also time a one-day incremental load")
+    parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
+    args = parser.parse_args()
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    lines = [line for n in args.sizes for line in bench_size(n, args.workdir, args.check, args.incremental)]
+    print("\n".join(lines))
+    if not args.no_write:
+        write_section(lines, "  ".join([".venv/bin/python benchmarks/bench.py", *sys.argv[1:]]).replace("  ", " "))
+
+
+if __name__ == "__main__":
+    main()
