@@ -157,11 +157,16 @@ def test_overlapping_files_are_deduplicated_by_row(tmp_path):
 
 def test_shuffled_input_gives_the_same_tables(tmp_path):
     # No two events of a conversation share a timestamp here, so input order cannot matter.
-    rows = [(_format(START + timedelta(minutes=7 * i + n)), str(30000000000000 + n), str(500 + n % 3),
-             "" if i % 5 == 0 else "71", EVENT_KINDS[(i + n) % 5],
-             ["Closed", "71", "login", "<m>", "Open"][(i * n) % 5] if EVENT_KINDS[(i + n) % 5] != "agent_assigned"
-             else "72")
-            for n in range(6) for i in range(8)]
+    values = {"status_changed_to": ["Open", "Waiting for customer", " closed"], "agent_assigned": ["72", "73", "71"],
+              "tag_assigned": ["login", "Payments", "app_question"]}
+    rows = []
+    for n in range(6):
+        for i in range(8):
+            kind = EVENT_KINDS[(i + n) % 5]
+            value = values.get(kind, ["<m>"] * 3)[(i * n) % 3]
+            agent = "" if kind == "customer_message_received" else "71"
+            rows.append((_format(START + timedelta(minutes=7 * i + n)), str(30000000000000 + n), str(500 + n % 3),
+                         agent, kind, value))
     shuffled = rows[:]
     random.Random(7).shuffle(shuffled)
     a, b = make_env(tmp_path, "a"), make_env(tmp_path, "b")

@@ -59,9 +59,7 @@ def session(env: Environment, command: str) -> Iterator[Session]:
             s = Session(env, wh, Store(wh), RunLog(wh))
             interrupted = s.runs.mark_interrupted()
             if interrupted:
-                log.warning("runs %s stopped part-way earlier; their unpublished changes are discarded", interrupted)
-            with wh.transaction():
-                s.store.discard_after(s.store.current_version())
+                log.warning("runs %s stopped part-way earlier; the next build discards what they wrote", interrupted)
             yield s
         finally:
             wh.close()  # scratch tables are TEMP: they go with the connection
@@ -243,6 +241,8 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
         paths = ingest.expand(patterns)
         with s.wh.transaction():
+            # Versions after the published one (failed, killed or rolled back) end here.
+            s.store.discard_after(s.store.current_version())
             changed = _write(s, paths, run, full_refresh)
         if not changed:
             run.status, run.message = "noop", "nothing new to load: every input was already ingested"
