@@ -12,21 +12,36 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import subprocess
+import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from convo.models.registry import SOURCES, Model, TableDoc
 
-# Fixed widths keep labels readable (pages scroll sideways); DejaVu Sans is the font mermaidx
-# measures text with, so boxes fit their labels when the browser has it.
+# Natural sizes (no useMaxWidth): the page scales a diagram down to fit its width. mermaidx sizes
+# boxes for DejaVu Sans; site/_static/convo.css sets the labels in it, so the theme's fonts cannot
+# make them overflow. (SVG-text labels, `htmlLabels: false`, would avoid needing that CSS but make
+# the ERDs about ten times slower to lay out.)
 MERMAID_CONFIG = {
     "er": {"useMaxWidth": False},
-    "flowchart": {"useMaxWidth": False},
+    "flowchart": {"useMaxWidth": False, "wrappingWidth": 600},  # never wrap a table name
     "themeVariables": {"fontFamily": "DejaVu Sans, Verdana, Arial, sans-serif"},
 }
-# The order layers appear in, left to right, in the lineage.
-LAYER_ORDER = ("inputs", "sources", "staging", "intermediate", "dimensions", "facts", "marts", "notebooks")
+# Lineage nodes are coloured by layer, in this order in the legend. Layers are colours rather
+# than boxes: Mermaid's layout of cross-box edges is slower (15-20 s against 7 s) and tangled.
+LAYER_COLOURS = {
+    "inputs": "#fdf2d0",
+    "sources": "#f3e5f5",
+    "staging": "#e3f2fd",
+    "intermediate": "#e0f7fa",
+    "dimensions": "#e8f5e9",
+    "facts": "#fff3e0",
+    "marts": "#fce4ec",
+    "notebooks": "#eeeeee",
+}
+OTHER_LAYER = "#ffffff"
 
 
 @dataclass(frozen=True)
@@ -62,7 +77,12 @@ def _type_word(data_type: str | None) -> str:
 
 
 def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mapping[str, str]]) -> str:
-    """An erDiagram of the design; `types` maps table -> column -> DuckDB type (empty when unbuilt)."""
+    """An erDiagram of the design's keys and relationships.
+
+    Only key columns are drawn: every column is listed on the table's page, and Mermaid's layout
+    time grows with the attributes (about 25 s for the full star schema against 4 s for its keys).
+    `types` maps table -> column -> DuckDB type (empty when the table is not built).
+    """
     tables = design.tables(docs)
     lines = ["erDiagram"]
     for name in tables:
@@ -70,7 +90,8 @@ def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mappin
         lines.append(f"  {name} {{")
         for col in doc.columns:
             keys = [k for k, is_key in (("PK", col.name in doc.primary_key), ("FK", bool(col.references))) if is_key]
-            lines.append(f"    {_type_word(types.get(name, {}).get(col.name))} {col.name} {', '.join(keys)}".rstrip())
+            if keys:
+                lines.append(f"    {_type_word(types.get(name, {}).get(col.name))} {col.name} {', '.join(keys)}")
         lines.append("  }")
     for name in tables:
         for col in docs[name].foreign_keys:
@@ -116,16 +137,13 @@ def lineage_graph(
 
 
 def lineage(nodes: list[LineageNode], edges: list[tuple[str, str]]) -> str:
-    """A left-to-right flowchart, one box per layer."""
-    lines = ["flowchart LR"]
-    rank = {layer: i for i, layer in enumerate(LAYER_ORDER)}
-    layers = sorted({n.layer for n in nodes}, key=lambda layer: (rank.get(layer, len(rank)), layer))
-    for layer in layers:
-        lines.append(f"  subgraph layer_{layer}[{layer}]")
-        for n in (n for n in nodes if n.layer == layer):
-            shape = ('[/"{}"/]' if layer == "inputs" else '(["{}"])' if layer == "notebooks" else '["{}"]')
-            lines.append(f"    {n.id}{shape.format(n.label)}")
-        lines.append("  end")
+    """A top-down flowchart, each node coloured by its layer (top-down fits a page's width)."""
+    lines = ["flowchart TB"]
+    for layer in dict.fromkeys(n.layer for n in nodes):
+        lines.append(f"  classDef {layer} fill:{LAYER_COLOURS.get(layer, OTHER_LAYER)},stroke:#555")
+    for n in nodes:
+        shape = '[/"{}"/]' if n.layer == "inputs" else '(["{}"])' if n.layer == "notebooks" else '["{}"]'
+        lines.append(f"  {n.id}{shape.format(n.label)}:::{n.layer}")
     lines += [f"  {a} --> {b}" for a, b in edges]
     return "\n".join(lines) + "\n"
 
@@ -149,15 +167,38 @@ def _cache_key(source: str) -> str:
 
 def render(sources: Mapping[str, str], cache_dir: Path, workers: int = 2) -> dict[str, str]:
     """SVG text for each named Mermaid source; ids are made unique so several fit on one page."""
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    svgs = {name: cache_dir / f"{_cache_key(src)}.svg" for name, src in sources.items()}
+    todo = [name for name, svg in svgs.items() if not svg.exists()]
+    for name in todo:
+        svgs[name].with_suffix(".mmd").write_text(sources[name])
+    # Worker processes rather than a multiprocessing pool: a spawned pool re-imports __main__,
+    # which hangs when the caller is `python -c` or stdin. Each worker loads Mermaid once.
+    batches = [todo[i::workers] for i in range(min(workers, len(todo)))]
+    procs = [
+        subprocess.Popen([sys.executable, "-m", __name__, *(str(svgs[n].with_suffix(".mmd")) for n in batch)],
+                         stderr=subprocess.PIPE, text=True)
+        for batch in batches
+    ]
+    for proc in procs:
+        _, err = proc.communicate()
+        if proc.returncode:
+            raise RuntimeError(f"Mermaid rendering failed: {err.strip()}")
+    # mermaidx always names the SVG "my-svg", and its CSS is scoped by that id.
+    return {name: svg.read_text().replace("my-svg", f"diagram-{name}") for name, svg in svgs.items()}
+
+
+def _render_files(paths: list[str]) -> None:
+    """Worker: render each .mmd file to the .svg beside it (written atomically: the cache trusts it)."""
     import mermaidx
 
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    paths = {name: cache_dir / f"{_cache_key(src)}.svg" for name, src in sources.items()}
-    todo = [name for name, path in paths.items() if not path.exists()]
-    if todo:
-        rendered = mermaidx.render_many([sources[n] for n in todo], workers=min(workers, len(todo)),
-                                        config=MERMAID_CONFIG)
-        for name, diagram in zip(todo, rendered):
-            paths[name].write_text(diagram.svg())
-    # mermaidx always names the SVG "my-svg", and its CSS is scoped by that id.
-    return {name: path.read_text().replace("my-svg", f"diagram-{name}") for name, path in paths.items()}
+    for path in map(Path, paths):
+        svg = mermaidx.render(path.read_text(), config=MERMAID_CONFIG).svg()
+        tmp = path.with_suffix(".svg.tmp")
+        tmp.write_text(svg)
+        tmp.replace(path.with_suffix(".svg"))
+        path.unlink()
+
+
+if __name__ == "__main__":
+    _render_files(sys.argv[1:])

@@ -1,0 +1,130 @@
+"""The documentation site: `convo docs`, and the last step of `convo run`.
+
+`build_site(env)` writes MyST pages generated from the model metadata (`table_docs()`,
+`models()`) and the environment's warehouse next to the hand-written pages of `site/`, and builds
+them with Sphinx, configured by `conf.py` at the repository root, into `<reports_dir>/site/`.
+Warnings are errors: a broken link or cross-reference fails the build, and the previous site
+stays in place.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+from convo.config import Environment
+from convo.models.registry import models, table_docs
+from convo.seeds import TAG_CONTACT_REASONS
+from convo.site import diagrams, pages, state
+
+log = logging.getLogger(__name__)
+
+REPO = Path(__file__).resolve().parents[3]  # conf.py, site/ and notebooks/ live here
+PROSE = REPO / "site"
+NOTEBOOK_SUFFIXES = {".py", ".ipynb", ".md"}
+
+
+class SiteBuildFailed(RuntimeError):
+    pass
+
+
+def build_site(env: Environment, out: Path | None = None) -> Path:
+    """Build the site of `env` into `out` (default `<reports_dir>/site`); returns that folder."""
+    t0 = time.perf_counter()
+    out = out or env.reports_dir / "site"
+    work = env.reports_dir / ".site-build"
+    shutil.rmtree(work, ignore_errors=True)
+    src = work / "src"
+    shutil.copytree(PROSE, src, ignore=shutil.ignore_patterns("_static", "_templates"))
+    data = _site_data(env)
+    pages.write_all(data, src)
+    pages.write_source_pages(src, REPO)
+    t1 = time.perf_counter()
+    build_html(src, out, work, title=f"convo ({env.name})")
+    log.info("docs site: pages written in %.1f s, built in %.1f s -> %s", t1 - t0, time.perf_counter() - t1, out)
+    return out
+
+
+def _site_data(env: Environment) -> pages.SiteData:
+    docs = table_docs()
+    all_models = models()
+    warehouse = state.read(env.warehouse, {name: doc.primary_key for name, doc in docs.items()})
+    tables = set(docs) | set(warehouse.tables if warehouse else ())
+    reads = diagrams.notebook_reads(_notebook_sources(), tables)
+    nodes, edges = diagrams.lineage_graph(
+        all_models, docs,
+        input_files=[_shown(env, p) for p in env.inputs],
+        seed_files=[_shown(env, env.seeds_dir / TAG_CONTACT_REASONS)],
+        notebook_reads=reads,
+    )
+    types = {name: t.types for name, t in (warehouse.tables if warehouse else {}).items()}
+    sources = {d.key: diagrams.erd(d, docs, types) for d in diagrams.DESIGNS}
+    sources["lineage"] = diagrams.lineage(nodes, edges)
+    t0 = time.perf_counter()
+    svgs = diagrams.render(sources, _cache_dir() / "diagrams", workers=env.threads)
+    log.info("docs site: %d diagrams ready in %.1f s", len(svgs), time.perf_counter() - t0)
+    latest = env.reports_dir / env.name / "latest"
+    return pages.SiteData(
+        env=env, repo=REPO, docs=docs, models=all_models, state=warehouse, svgs=svgs, notebook_reads=reads,
+        executed_notebooks=sorted(latest.glob("*.ipynb")) if latest.is_dir() else [],
+    )
+
+
+def _cache_dir() -> Path:
+    """Per user, not per environment: SVGs are named by the hash of their source, so every build
+    on the machine (each environment, each test project) can reuse them."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convo"
+
+
+def _shown(env: Environment, path) -> str:
+    """An input path relative to the environment's root, as configured."""
+    path = Path(path)
+    return str(path.relative_to(env.root)) if path.is_relative_to(env.root) else str(path)
+
+
+def _notebook_sources() -> dict[str, str]:
+    folder = REPO / "notebooks"
+    if not folder.is_dir():
+        return {}
+    return {
+        p.name: p.read_text(encoding="utf-8")
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.suffix in NOTEBOOK_SUFFIXES and p.stem.lower() != "readme"
+    }
+
+
+def build_html(src: Path, out: Path, work: Path, title: str) -> None:
+    """Build the MyST pages in `src` with the repository's conf.py into `out`, via `work`.
+
+    The site is built into a fresh folder, then swapped in: readers never see half a site, and
+    a failed build leaves the previous one in place.
+
+    In-process rather than `sphinx-build` in a subprocess: the caller (`convo run`, the tests)
+    has already imported most of what the build needs, which saves seconds per build.
+    """
+    from sphinx.application import Sphinx
+    from sphinx.util.docutils import docutils_namespace, patch_docutils
+
+    fresh = work / "html"
+    shutil.rmtree(fresh, ignore_errors=True)
+    warnings = io.StringIO()
+    with patch_docutils(REPO), docutils_namespace():
+        app = Sphinx(
+            src, REPO, fresh, work / "doctrees", "html",
+            confoverrides={"html_title": title, "nitpicky": True},
+            status=None, warning=warnings,
+            freshenv=True, warningiserror=True,  # every warning fails the build, after all are reported
+        )
+        app.build(force_all=True)
+    if app.statuscode:
+        raise SiteBuildFailed(f"the site has errors (sources kept in {src}):\n{warnings.getvalue().strip()}")
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    fresh.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
