@@ -23,5 +23,5 @@ fi
 .venv/bin/uv sync --frozen --all-extras --quiet
 
 if [ "${1:-}" != "--no-run" ]; then
-  .venv/bin/convo build --env dev
+  .venv/bin/convo run --env dev
 fi

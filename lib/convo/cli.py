@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import datetime
 import logging
 import sys
 from pathlib import Path
@@ -22,6 +23,25 @@ def _environment(args: argparse.Namespace) -> config.Environment:
     return config.load(args.env, config=args.config, warehouse=args.warehouse)
 
 
+def _print_checks(checks) -> None:
+    """One line per failed check and per kind of skipped check, then the totals."""
+    failed = [c for c in checks if not c.success]
+    skipped = [c for c in checks if c.result.get("skipped")]
+    for c in failed:
+        count = f"{c.unexpected_count:,} failing" if c.unexpected_count is not None else "failed"
+        detail = f" e.g. {c.sample}" if c.sample else f" ({c.reason})" if c.reason else ""
+        print(f"  [{c.severity}] {c.table_name}: {c.check_name}: {count}{detail}")
+    tables_by_check: dict[tuple[str, str], list[str]] = {}
+    for c in skipped:
+        tables_by_check.setdefault((c.check_name, c.result["reason"]), []).append(c.table_name)
+    for (check, why), tables in tables_by_check.items():
+        print(f"  [skipped] {', '.join(tables)}: {check}: {why}")
+    if checks:
+        errors = sum(c.severity == "error" for c in failed)
+        print(f"  checks: {len(checks) - len(skipped):,} run, {len(failed):,} failed ({errors:,} error,"
+              f" {len(failed) - errors:,} warn), {len(skipped):,} skipped")
+
+
 def _print_run(run) -> None:
     for f in run.files:
         if f.action == "ingested":
@@ -34,10 +54,7 @@ def _print_run(run) -> None:
         print(f"  {'table':<{width}}  {'rows':>12}  {'inserted':>10}  {'retired':>10}  seconds")
         for t in run.tables:
             print(f"  {t.table_name:<{width}}  {t.rows:>12,}  {t.inserted:>10,}  {t.retired:>10,}  {t.seconds:7.2f}")
-    failed = [c for c in run.checks if not c.success]
-    for c in failed:
-        sample = f" e.g. {c.sample}" if c.sample else ""
-        print(f"  [{c.severity}] {c.table_name}: {c.check_name}: {c.unexpected_count} failing{sample}")
+    _print_checks(run.checks)
     print(f"run {run.run_id}: {run.status}" + (f" ({run.message})" if run.message else "")
           + (f"; published version {run.published_version}" if run.published_version else ""))
 
@@ -45,8 +62,14 @@ def _print_run(run) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     from convo import runner
 
+    env = _environment(args)
+    if (args.backend or env.backend) == "pyspark":
+        from convo import spark
+
+        print("\n".join(spark.build(env, args.files).summary()))
+        return 0
     try:
-        run = runner.build(_environment(args), args.files, full_refresh=args.full_refresh)
+        run = runner.build(env, args.files, full_refresh=args.full_refresh)
     except runner.BuildFailed as exc:
         _print_run(exc.run)
         return EXIT_FAILED
@@ -57,8 +80,10 @@ def cmd_build(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     from convo import runner
 
-    run = runner.check(_environment(args))
+    env = _environment(args)
+    run = runner.check(env)
     _print_run(run)
+    print(f"data docs: {env.reports_dir / env.name / 'data_docs' / 'index.html'}")
     return EXIT_FAILED if run.status == "failed" else 0
 
 
@@ -78,6 +103,30 @@ def cmd_runs(args: argparse.Namespace) -> int:
         seconds = f"{(finished - started).total_seconds():7.1f}" if finished else "      -"
         text = command + (f"  -- {message}" if message else "")
         print(f"{run_id:>5}  {status:<8}  {version or '-':>7}  {started:%Y-%m-%d %H:%M:%S}  {seconds}  {text}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from convo import notebooks
+
+    report = notebooks.run(_environment(args), args.files, full_refresh=args.full_refresh, run_date=args.date,
+                           config_file=args.config)
+    for html in sorted(report.folder.glob("*.html")):
+        print(f"  {html}")
+    record = f"run {report.record.run_id}" if report.record else "run (not recorded)"
+    print(f"{record}: {'success' if report.ok else 'failed'}" + (f" ({report.failure})" if report.failure else ""))
+    return 0 if report.ok else EXIT_FAILED
+
+
+def cmd_docs(args: argparse.Namespace) -> int:
+    from convo.site import SiteBuildFailed, build_site
+
+    try:
+        site = build_site(_environment(args))
+    except SiteBuildFailed as exc:
+        print(f"convo: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(f"site: {site / 'index.html'}")
     return 0
 
 
@@ -103,6 +152,10 @@ def parser() -> argparse.ArgumentParser:
                        " environment's inputs), recompute what they change, audit, and publish atomically.")
     _env_options(b)
     b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
+    b.add_argument("--backend", choices=config.BACKENDS,
+                   help="engine (default: the environment's `backend`, else duckdb); pyspark runs a full build"
+                   " with Spark in local mode into Parquet folders <warehouse dir>/<env>-pyspark/<table>/:"
+                   " no versions, audits or publishing")
     b.add_argument("files", nargs="*", metavar="EVENTS_FILE")
     b.set_defaults(func=cmd_build)
 
@@ -119,6 +172,24 @@ def parser() -> argparse.ArgumentParser:
     _env_options(h)
     h.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     h.set_defaults(func=cmd_runs)
+
+    n = sub.add_parser("run", help="run the pipeline's notebooks in order (build, then reports) with papermill",
+                       description="Execute notebooks/NN_*.py in order: the first builds from EVENTS_FILEs (default:"
+                       " the environment's inputs), the others report on what it published. Executed notebooks and"
+                       " their HTML go to reports/<env>/<run_id>/; reports/<env>/latest points at the last success.")
+    _env_options(n)
+    n.add_argument("--date", type=datetime.date.fromisoformat, metavar="YYYY-MM-DD",
+                   help="logical date of the run, given to the notebooks (default: today, UTC)")
+    n.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
+    n.add_argument("files", nargs="*", metavar="EVENTS_FILE")
+    n.set_defaults(func=cmd_run)
+
+    d = sub.add_parser("docs", help="build the documentation site into reports/site/",
+                       description="Generate the site's pages from the model metadata and the environment's"
+                       " warehouse, add the hand-written pages of site/, and build them with Sphinx into"
+                       " reports/site/. Any broken link or reference fails the build.")
+    _env_options(d)
+    d.set_defaults(func=cmd_docs)
 
     g = sub.add_parser("generate", help="write realistic synthetic events in the raw format (seeded)")
     g.add_argument("--conversations", type=int, required=True, help="number of conversations")

@@ -1,0 +1,243 @@
+"""The pipeline notebooks: nbval regression on the sample data, and `convo run` with real kernels.
+
+Every test works in a fresh sample project (a copy of the config, seeds and expectations with an
+empty warehouse) and runs real processes: pytest + nbval, papermill kernels, `convo run`.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+
+import duckdb
+import nbformat
+import pytest
+
+from convo.notebook_references import REFERENCE_DIR, kernel_environment, sample_project, stale
+from convo.notebooks import discover
+
+ROOT = Path(__file__).resolve().parents[1]
+CONVO = str(ROOT / ".venv" / "bin" / "convo")
+REFERENCES = sorted((ROOT / REFERENCE_DIR).glob("*.ipynb"))
+REFRESH = ".venv/bin/python -m convo.notebook_references"
+
+pytestmark = pytest.mark.slow
+
+
+def _history(warehouse: Path) -> list[tuple]:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        return con.execute(
+            "SELECT run_id, command, status, message, started_at FROM convo_meta.runs ORDER BY run_id").fetchall()
+    finally:
+        con.close()
+
+
+# -- nbval ------------------------------------------------------------------------------------
+# A real change to a model: the time between two events gains an hour. As a sitecustomize on
+# PYTHONPATH it is imported by every Python process of the nbval run, kernels included, before
+# the models import the function.
+CHANGED_MODEL = """
+import convo.models.functions as functions
+
+_seconds_between = functions.seconds_between
+functions.seconds_between = lambda start, end: _seconds_between(start, end) + 3600
+"""
+
+
+def start_nbval(project: Path, references: list[Path], extra_env: dict | None = None) -> subprocess.Popen:
+    """`pytest --nbval` on copies of `references` in `project`, in the background."""
+    for ref in references:
+        shutil.copy(ref, project / "notebooks" / ref.name)
+    with open(project / "nbval.out", "w") as output:  # a file, not a pipe: nobody reads it while it runs
+        return subprocess.Popen(
+            [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
+             "--color=no", f"--junitxml={project / 'nbval.xml'}", *(f"notebooks/{r.name}" for r in references)],
+            cwd=project, env={**kernel_environment(project), **(extra_env or {})}, stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def nbval_cells(project: Path, process: subprocess.Popen) -> dict[str, list]:
+    """Wait for an nbval run: {notebook: [(cell, failure text or None)]}."""
+    process.wait(timeout=900)
+    report = project / "nbval.xml"
+    assert report.exists(), f"nbval did not run:\n{(project / 'nbval.out').read_text()}"
+    cells: dict[str, list] = {}
+    for case in ET.parse(report).iter("testcase"):  # classname "notebooks.NN_name.ipynb", name "Cell K"
+        notebook = case.get("classname").removeprefix("notebooks.").removesuffix(".ipynb")
+        problem = case.find("failure") if case.find("failure") is not None else case.find("error")
+        cells.setdefault(notebook, []).append((case.get("name"), None if problem is None else problem.text))
+    return cells
+
+
+def test_references_match_the_notebooks():
+    """nbval runs the reference .ipynb, so a reference that lags its .py would test stale code."""
+    assert REFERENCES, f"no reference notebooks in {REFERENCE_DIR}; create them with `{REFRESH}`"
+    problems = stale(ROOT)
+    assert not problems, "\n".join(problems) + f"\nregenerate the references with `{REFRESH}` and review the diff"
+
+
+@pytest.mark.parametrize("reference", REFERENCES, ids=lambda p: p.stem)
+def test_notebook_outputs_match_the_reference(jobs, reference):
+    cells = jobs.plain.get(reference.stem)
+    assert cells, f"nbval collected no cell of {reference.name}"
+    failed = [f"{cell}: {text}" for cell, text in cells if text is not None]
+    assert not failed, (f"{len(failed)} of {len(cells)} cells of {reference.name} differ from the reference"
+                        f" (intended? regenerate with `{REFRESH}`):\n" + "\n".join(failed))
+
+
+def test_a_changed_model_definition_fails_the_regression_run(jobs):
+    cells = jobs.changed
+    assert cells["10_ingest"] and all(text is None for _, text in cells["10_ingest"])  # staging is unchanged
+    differing = [text for _, text in cells["30_facts"] if text is not None]
+    assert differing and all("Cell outputs differ" in text for text in differing)
+    assert any("reporting.resolution(environment)" in text for text in differing)  # the cell's input
+
+
+# -- convo run --------------------------------------------------------------------------------
+def _wait_for(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+@dataclass
+class PipelineRun:
+    project: Path
+    returncode: int
+    stdout: str
+    stderr: str  # the progress lines
+    second: subprocess.CompletedProcess  # a run started while the first one was going
+    first_running_after_second: bool
+
+
+def start_pipeline_run(project: Path, run_date: str) -> tuple[list[str], subprocess.Popen]:
+    """`convo run` of the project's real notebooks, in the background."""
+    for source in (ROOT / "notebooks").glob("*.py"):
+        shutil.copy(source, project / "notebooks" / source.name)
+    command = [CONVO, "run", "--config", str(project / "convo.toml"), "--env", "dev", "--date", run_date]
+    with open(project / "run.out", "w") as out, open(project / "run.err", "w") as err:
+        return command, subprocess.Popen(command, cwd=project, stdout=out, stderr=err)
+
+
+def overlap_and_finish(project: Path, command: list[str], first: subprocess.Popen) -> PipelineRun:
+    """Once the first run holds its lock, start the same run again; then wait for the first."""
+    run_lock = project / "warehouse" / "dev.duckdb.run.lock"
+    try:
+        _wait_for(lambda: run_lock.exists() and "convo run" in run_lock.read_text(), 120, "the first run's lock")
+        second = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=120)
+        still_running = first.poll() is None
+        first.wait(timeout=900)
+    finally:
+        first.kill()
+    return PipelineRun(project, first.returncode, (project / "run.out").read_text(),
+                       (project / "run.err").read_text(), second, still_running)
+
+
+@pytest.fixture(scope="module")
+def jobs(tmp_path_factory) -> SimpleNamespace:
+    """Everything that runs the real notebooks, started together so that it shares the CPUs: a
+    `convo run` (with a second, overlapping one), and two nbval runs: as the code is, and with
+    CHANGED_MODEL. Each works in its own fresh sample project."""
+    patch = tmp_path_factory.mktemp("changed-model")
+    (patch / "sitecustomize.py").write_text(CHANGED_MODEL)
+    pipeline = sample_project(ROOT, tmp_path_factory.mktemp("convo-run"))
+    command, first = start_pipeline_run(pipeline, "2024-04-20")
+    plain = sample_project(ROOT, tmp_path_factory.mktemp("nbval"))
+    changed = sample_project(ROOT, tmp_path_factory.mktemp("nbval-changed"))
+    changed_notebooks = [ROOT / REFERENCE_DIR / "10_ingest.ipynb", ROOT / REFERENCE_DIR / "30_facts.ipynb"]
+    nbval = {
+        "plain": (plain, start_nbval(plain, REFERENCES)),
+        "changed": (changed, start_nbval(changed, changed_notebooks, {"PYTHONPATH": str(patch)})),
+    }
+    try:
+        return SimpleNamespace(
+            pipeline=overlap_and_finish(pipeline, command, first),
+            **{name: nbval_cells(project, process) for name, (project, process) in nbval.items()},
+        )
+    finally:
+        for _, process in nbval.values():
+            process.kill()  # only if something above failed: they have finished otherwise
+
+
+def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
+    run = jobs.pipeline
+    assert run.returncode == 0, run.stderr
+    names = [p.stem for p in discover(ROOT / "notebooks")]
+    assert f"[1/{len(names)}] 10_ingest cell 4/" in run.stderr  # progress: notebook, cell, elapsed time
+    assert f"[{len(names)}/{len(names)}] {names[-1]}: done in" in run.stderr
+    folder = (run.project / "reports" / "dev" / "latest").resolve()
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [f"{n}.{ext}" for n in names for ext in ("html", "ipynb")] + ["run.log"])
+    for name in names:  # viewable offline: no script at all, charts embedded
+        assert "<script" not in (folder / f"{name}.html").read_text()
+    assert "data:image/png;base64" in (folder / "30_facts.html").read_text()
+    quality = nbformat.read(folder / "40_data_quality.ipynb", as_version=4)  # the --date reached the notebook
+    assert "6 day(s) before the run date 2024-04-20" in json.dumps(quality.cells[-1].outputs)
+
+    warehouse = run.project / "warehouse" / "dev.duckdb"
+    build, record = _history(warehouse)
+    assert build[1].startswith("build ") and build[2] == "success"
+    assert record[1] == "run --date 2024-04-20" and record[2] == "success" and str(folder) in record[3]
+    assert record[4] <= build[4], "the run started before the build it ran"
+    assert f"run {record[0]}: success" in run.stdout
+    con = duckdb.connect(str(warehouse), read_only=True)
+    assert con.execute("SELECT count(*) FROM fact_conversation_lifecycle").fetchone() == (34,)
+    con.close()
+
+
+def test_a_second_run_fails_fast_while_one_is_going(jobs):
+    second = jobs.pipeline.second
+    assert jobs.pipeline.first_running_after_second, "the second run waited for the first instead of failing"
+    assert second.returncode == 3
+    lock = jobs.pipeline.project / "warehouse" / "dev.duckdb.run.lock"
+    assert f"convo: environment 'dev' is busy: `convo run --date 2024-04-20` (pid" in second.stderr
+    assert str(lock) in second.stderr
+    assert len(_history(jobs.pipeline.project / "warehouse" / "dev.duckdb")) == 2  # the second left no trace
+
+
+def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
+    """Steps are whatever NN_name.py files the project has; the second one here fails."""
+    project = tmp_path / "project"
+    (project / "notebooks").mkdir(parents=True)
+    alert = tmp_path / "alert.json"
+    (project / "convo.toml").write_text(f'[environments.dev]\nnotify.command = "cat > {alert}"\n')
+    steps = {
+        "10_first": '# %% tags=["parameters"]\nrun_date = None\n\n# %%\nprint("first step, run date", run_date)\n',
+        "20_broken": '# %%\nprint("about to fail")\n\n# %%\nraise RuntimeError("deliberate failure")\n',
+        "30_never": '# %%\nprint("never runs")\n',
+    }
+    for name, text in steps.items():
+        (project / "notebooks" / f"{name}.py").write_text(text)
+
+    result = subprocess.run([CONVO, "run", "--env", "dev", "--date", "2024-05-01"], cwd=project,
+                            env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
+                            capture_output=True, text=True, timeout=300)
+
+    assert result.returncode == 1, result.stderr
+    assert "20_broken failed in cell [2]: RuntimeError: deliberate failure" in result.stderr
+    (folder,) = (project / "reports" / "dev").iterdir()
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "10_first.html", "10_first.ipynb", "20_broken.html", "20_broken.ipynb", "run.log"]
+    first = nbformat.read(folder / "10_first.ipynb", as_version=4)
+    assert first.cells[-1].outputs[0].text == "first step, run date 2024-05-01\n"
+    broken = nbformat.read(folder / "20_broken.ipynb", as_version=4)
+    assert broken.metadata.papermill.exception is True
+    assert any(o.output_type == "error" and o.evalue == "deliberate failure" for c in broken.cells
+               for o in c.get("outputs", []))
+    assert "deliberate failure" in (folder / "20_broken.html").read_text()
+    assert not (project / "reports" / "dev" / "latest").exists()
+
+    ((_, command, status, message, _),) = _history(project / "warehouse" / "dev.duckdb")
+    assert (command, status) == ("run --date 2024-05-01", "failed")
+    assert message.startswith("20_broken failed in cell [2]: RuntimeError: deliberate failure")
+    sent = json.loads(alert.read_text())
+    assert sent["status"] == "failed" and sent["command"] == command and sent["report"] == str(folder)
