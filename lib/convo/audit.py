@@ -1,60 +1,265 @@
-"""Audits: the checks a build must pass before it is published.
+"""Audits: the data-quality checks a build must pass before it is published.
 
-Each check has a severity: a failed `error` check blocks publishing, a failed `warn` check is
-recorded and reported but publishes. Checks read the unpublished version through the views in
-the `convo_candidate` schema, in SQL, inside DuckDB.
+Every table has a Great Expectations suite in `expectations/<table>.json` (authored in
+`convo.quality.suites`). Each check has a severity: a failed `error` check blocks publishing, a
+failed `warn` check is recorded and reported but publishes. The suites run in SQL inside DuckDB
+on the views of one schema: the unpublished version (`convo_candidate`) during a build, the
+published one (`main`) for `convo check`.
+
+Freshness and volume checks need settings from `[*.checks]` in convo.toml and, for volume, an
+earlier successful build to compare with; without them they are skipped, and reported as such.
 """
 
 from __future__ import annotations
 
+import datetime
+import json
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from convo.models.registry import table_docs
+import duckdb
+
+from convo.config import ConfigError, Environment
+from convo.quality import suites as authored
 from convo.runs import CheckRecord
-from convo.warehouse import Warehouse
+from convo.warehouse import META
 
-ERROR, WARN = "error", "warn"
-
-
-def _sample(wh: Warehouse, sql: str) -> str | None:
-    rows = wh.execute(sql + " LIMIT 5")
-    return ", ".join(str(r[0] if len(r) == 1 else r) for r in rows) or None
+ERROR, WARN = authored.ERROR, authored.WARN
+SAMPLE_SIZE = 5  # offending values shown per failed check
+# The [checks] settings of convo.toml (explained there); all optional.
+SETTINGS = ("freshness_max_age_hours", "volume_max_drop_pct", "volume_max_growth_pct")
 
 
-def key_checks(wh: Warehouse, schema: str) -> list[CheckRecord]:
-    """Primary keys unique and not null, foreign keys found in their dimension: from the model docs."""
-    records = []
-    for doc in table_docs().values():
-        table = f'{schema}."{doc.name}"'
-        key = ", ".join(f'"{k}"' for k in doc.primary_key)
-        null_key = " OR ".join(f'"{k}" IS NULL' for k in doc.primary_key)
-        dup_sql = f"SELECT {key} FROM {table} GROUP BY ALL HAVING count(*) > 1"
-        dups = wh.scalar(f"SELECT count(*) FROM ({dup_sql})")
-        records.append(
-            CheckRecord(doc.name, f"primary key ({key}) is unique", ERROR, dups == 0, dups,
-                        _sample(wh, dup_sql) if dups else None)
+def load_suites(directory: Path, tables: Iterable[str] | None = None) -> tuple[list[dict], list[CheckRecord]]:
+    """The stored suites (all, or those of `tables`) that still match the rules and model docs.
+
+    A missing or stale suite is not run: it becomes a failed error check, so that a build never
+    publishes with checks that lag behind the tables' keys.
+    """
+    expected = authored.suites()
+    loaded, stale = [], []
+    for name in expected if tables is None else tables:
+        path = directory / f"{name}.json"
+        stored = json.loads(path.read_text()) if path.is_file() else None
+        if stored == expected[name]:
+            loaded.append(stored)
+            continue
+        problem = "is missing" if stored is None else "differs from what the rules and models/*.yml give"
+        stale.append(
+            CheckRecord(
+                name, "expectation suite is up to date", ERROR, False,
+                reason=f"{path} {problem}; regenerate it with `python -m convo.quality.suites`",
+            )
         )
-        nulls = wh.scalar(f"SELECT count(*) FROM {table} WHERE {null_key}")
-        records.append(CheckRecord(doc.name, f"primary key ({key}) is not null", ERROR, nulls == 0, nulls))
-        for column in doc.foreign_keys:
-            parent, parent_col = column.references.split(".")
-            orphan_sql = (
-                f'SELECT DISTINCT c."{column.name}" FROM {table} AS c'
-                f' ANTI JOIN {schema}."{parent}" AS p ON c."{column.name}" = p."{parent_col}"'
-                f' WHERE c."{column.name}" IS NOT NULL'
-            )
-            orphans = wh.scalar(f"SELECT count(*) FROM ({orphan_sql})")
-            records.append(
-                CheckRecord(doc.name, f"{column.name} is found in {column.references}", ERROR, orphans == 0,
-                            orphans, _sample(wh, orphan_sql) if orphans else None)
-            )
-    return records
+    return loaded, stale
 
 
-def run(warehouse: Path, schema: str) -> list[CheckRecord]:
-    """Every audit on the tables in `schema` (the candidate or the published views)."""
-    wh = Warehouse(warehouse, read_only=True)
+def _parameter_names(expectation: dict) -> list[str]:
+    return [v["$PARAMETER"] for v in expectation["kwargs"].values() if isinstance(v, dict) and "$PARAMETER" in v]
+
+
+@dataclass
+class Parameters:
+    """Run-time values of the suites' `$PARAMETER`s; a missing one skips its expectations."""
+
+    values: dict = field(default_factory=dict)
+    skipped: dict = field(default_factory=dict)  # parameter -> why it has no value
+    notes: dict = field(default_factory=dict)  # parameter -> what it was derived from
+
+
+def _settings(env: Environment | None) -> dict:
+    checks = dict(env.checks) if env else {}
+    unknown = sorted(set(checks) - set(SETTINGS))
+    if unknown:
+        raise ConfigError(f"unknown [checks] settings {unknown} for environment {env.name!r}; known: {list(SETTINGS)}")
+    for key, value in checks.items():
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise ConfigError(f"checks.{key} for environment {env.name!r} must be a number >= 0, not {value!r}")
+    return checks
+
+
+def _existing_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
+    rows = con.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [schema]).fetchall()
+    return {name for (name,) in rows}
+
+
+def _previous_row_counts(con: duckdb.DuckDBPyConnection, version: int) -> dict[str, tuple[int, int]]:
+    """Rows per table after the latest successful build before `version`: {table: (rows, run_id)}.
+
+    A build records only the tables it changed, so each table's count comes from the latest
+    build that recorded it. Builds whose version was rolled back do not count.
+    """
+    rows = con.execute(
+        f"""SELECT t.table_name, arg_max(t.rows, t.run_id), max(t.run_id)
+        FROM {META}.run_tables AS t
+        JOIN {META}.runs AS r ON r.run_id = t.run_id
+        JOIN {META}.versions AS v ON v.version = t.run_id
+        WHERE r.status = 'success' AND v.state IN ('published', 'expired') AND t.run_id < ?
+        GROUP BY t.table_name""",
+        [version],
+    ).fetchall()
+    return {table: (count, run_id) for table, count, run_id in rows}
+
+
+def parameters(
+    con: duckdb.DuckDBPyConnection, env: Environment | None, version: int | None, now: datetime.datetime
+) -> Parameters:
+    settings = _settings(env)
+    p = Parameters()
+    if "freshness_max_age_hours" in settings:
+        hours = settings["freshness_max_age_hours"]
+        p.values[authored.FRESHNESS_PARAMETER] = now - datetime.timedelta(hours=hours)
+        p.notes[authored.FRESHNESS_PARAMETER] = f"max age {hours:g} h at {now:%Y-%m-%d %H:%M} UTC"
+    else:
+        p.skipped[authored.FRESHNESS_PARAMETER] = "checks.freshness_max_age_hours is not set for this environment"
+
+    band = [settings.get("volume_max_drop_pct"), settings.get("volume_max_growth_pct")]
+    previous = _previous_row_counts(con, version) if version is not None and None not in band else {}
+    for table in authored.VOLUME_TABLES:
+        low, high = authored.volume_parameters(table)
+        if None in band:
+            why = "checks.volume_max_drop_pct and volume_max_growth_pct are not both set for this environment"
+        elif table not in previous or previous[table][0] == 0:
+            why = "no earlier successful build with rows in this table to compare with"
+        else:
+            count, run_id = previous[table]
+            p.values[low] = math.floor(count * (1 - band[0] / 100))
+            p.values[high] = math.ceil(count * (1 + band[1] / 100))
+            p.notes[low] = p.notes[high] = (
+                f"run {run_id} left {count:,} rows; allowed -{band[0]:g}% .. +{band[1]:g}%"
+            )
+            continue
+        p.skipped[low] = p.skipped[high] = why
+    return p
+
+
+# -- results -> check records ---------------------------------------------------------------------
+def _text(value) -> str:
+    if isinstance(value, dict):
+        return " ".join(f"{k}={v}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        return "(" + ", ".join(map(str, value)) + ")"
+    return str(value)
+
+
+def _exception(result: dict) -> str | None:
+    info = result.get("exception_info") or {}
+    entries = [info] if "raised_exception" in info else list(info.values())
+    messages = [e.get("exception_message") for e in entries if isinstance(e, dict) and e.get("raised_exception")]
+    return "; ".join(str(m) for m in messages) or None
+
+
+def _count_and_sample(result: dict, note: str | None) -> tuple[int | None, str | None]:
+    kind = result["expectation_config"]["type"]
+    details = result.get("result") or {}
+    if kind == "unexpected_rows_expectation":
+        rows = (details.get("details") or {}).get("unexpected_rows") or []
+        return details.get("observed_value"), "; ".join(_text(r) for r in rows[:SAMPLE_SIZE]) or None
+    if "unexpected_count" in details:
+        values = []
+        for v in details.get("partial_unexpected_list") or []:
+            if _text(v) not in values:
+                values.append(_text(v))
+        return details["unexpected_count"], ", ".join(values[:SAMPLE_SIZE]) or None
+    observed = details.get("observed_value")
+    return None, f"observed {observed}" + (f" ({note})" if note else "")
+
+
+def record(table: str, result: dict, note: str | None) -> CheckRecord:
+    """One GX ExpectationValidationResult (as JSON) -> the check record stored with the run.
+
+    `note` says where the run-time parameters of the check came from, for its sample."""
+    config = result["expectation_config"]
+    count, sample = _count_and_sample(result, note)
+    error = _exception(result)
+    return CheckRecord(
+        table_name=table,
+        check_name=config["description"],
+        severity=config["meta"]["severity"],
+        success=bool(result["success"]) and error is None,
+        unexpected_count=count,
+        sample=sample,
+        reason=f"the check could not run: {error}" if error else config["meta"]["why"],
+        result=result,
+    )
+
+
+def skipped(table: str, expectation: dict, why: str) -> CheckRecord:
+    return CheckRecord(
+        table_name=table,
+        check_name=expectation["description"],
+        severity=expectation["meta"]["severity"],
+        success=True,
+        reason=f"skipped: {why}",
+        result={"skipped": True, "reason": why, "expectation_config": expectation},
+    )
+
+
+def run(
+    warehouse: Path,
+    schema: str,
+    *,
+    env: Environment | None = None,
+    version: int | None = None,
+    run_id: int | None = None,
+    tables: Iterable[str] | None = None,
+    data_docs: bool = False,
+) -> list[CheckRecord]:
+    """Every check on the tables in `schema` (the candidate or the published views).
+
+    `version` is the version those views show (volume compares it with the build before it);
+    `env` gives the thresholds, the suites' folder, and the folder for Data Docs, which are
+    rendered when `data_docs` is set (it takes seconds, so only `convo check` asks for them);
+    `tables` limits the audit to some tables' suites.
+    """
+    stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
+    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # events are naive UTC
+    con = duckdb.connect(str(warehouse), read_only=True)  # closed before GX opens the file
     try:
-        return key_checks(wh, schema)
+        p = parameters(con, env, version, now)
+        existing = _existing_tables(con, schema)
     finally:
-        wh.close()
+        con.close()
+    runnable = []
+    for data in stored:
+        if data["name"] not in existing:
+            records.append(
+                CheckRecord(data["name"], "table exists", ERROR, False, reason=f"{schema}.{data['name']} is missing")
+            )
+            continue
+        kept = []
+        for e in data["expectations"]:
+            missing = [p.skipped[n] for n in _parameter_names(e) if n in p.skipped]
+            if missing:
+                records.append(skipped(data["name"], e, missing[0]))
+            else:
+                kept.append(e)
+        runnable.append({**data, "expectations": kept})
+
+    if not runnable:
+        return records
+
+    from convo.quality.validate import validate  # imports Great Expectations: slow, so only here
+
+    results = validate(
+        warehouse,
+        schema,
+        runnable,
+        parameters=p.values,
+        run_name=f"{env.name if env else 'audit'} run {run_id or '-'} on {schema}",
+        docs_dir=env.reports_dir / env.name / "data_docs" if env and data_docs else None,
+        threads=env.threads if env else 2,
+        memory_limit=env.memory_limit if env else "4GB",
+    )
+    notes = {
+        (data["name"], e["description"]): "; ".join(dict.fromkeys(p.notes[n] for n in _parameter_names(e))) or None
+        for data in runnable
+        for e in data["expectations"]
+    }
+    for table, table_results in results.items():
+        for r in table_results:
+            result = r.to_json_dict()
+            records.append(record(table, result, notes[table, result["expectation_config"]["description"]]))
+    return records

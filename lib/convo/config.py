@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 CONFIG_NAME = "convo.toml"
+# Engines `convo build` can run the models on (README, "Backends").
+BACKENDS = ("duckdb", "pyspark")
 
 
 class ConfigError(ValueError):
@@ -37,6 +39,7 @@ class Environment:
     memory_limit: str
     notify: Notify = field(default_factory=Notify)
     checks: dict = field(default_factory=dict)
+    backend: str = "duckdb"
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -58,6 +61,9 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     if name not in environments:
         raise ConfigError(f"{path}: no environment {name!r}; configured: {', '.join(environments) or 'none'}")
     settings = {**data.get("defaults", {}), **environments[name]}
+    backend = settings.get("backend", "duckdb")
+    if backend not in BACKENDS:
+        raise ConfigError(f"{path}: environment {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
     root = path.parent.resolve()
     warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
     return Environment(
@@ -72,4 +78,5 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
         memory_limit=str(settings.get("memory_limit", "4GB")),
         notify=Notify(**settings.get("notify", {})),
         checks=dict(settings.get("checks", {})),
+        backend=backend,
     )

@@ -1,0 +1,138 @@
+"""Run GX suites on the tables of one schema of a warehouse file, in SQL inside DuckDB.
+
+Importing this module imports Great Expectations (several seconds), so only code that validates
+imports it, lazily. One ephemeral GX context serves a whole audit: one SQL data source on the
+file (read-only), one query asset and validation definition per suite, one checkpoint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+# GX logs its internals at INFO (while importing, too), and our CLI shows INFO on stderr. One GX
+# module sets its own logger to INFO on import, so it is quietened again afterwards.
+logging.getLogger("great_expectations").setLevel(logging.WARNING)
+
+import great_expectations as gx  # noqa: E402
+from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
+
+from convo.quality.gx_duckdb import keep_duckdb_connections  # noqa: E402
+from convo.quality.suites import SCHEMA  # noqa: E402
+
+logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+keep_duckdb_connections()
+
+log = logging.getLogger(__name__)
+DOCS_SITE = "local"
+# COMPLETE returns the offending rows of SQL checks (GX caps every list at 200 values).
+RESULT_FORMAT = {"result_format": "COMPLETE", "partial_unexpected_count": 20}
+
+
+def gx_suite(data: dict, schema: str) -> gx.ExpectationSuite:
+    """A suite dict (as stored in expectations/*.json) bound to `schema`, checked to load whole."""
+    expectations = []
+    for e in data["expectations"]:
+        kwargs = dict(e["kwargs"])
+        if isinstance(kwargs.get("unexpected_rows_query"), str):
+            kwargs["unexpected_rows_query"] = kwargs["unexpected_rows_query"].replace(SCHEMA, schema)
+        expectations.append({**e, "kwargs": kwargs})
+    suite = gx.ExpectationSuite(name=data["name"], expectations=expectations, notes=data.get("notes"))
+    # GX drops an expectation whose type it does not know with only a log line.
+    if len(suite.expectations) != len(data["expectations"]):
+        raise RuntimeError(
+            f"suite {data['name']}: GX loaded {len(suite.expectations)} of {len(data['expectations'])} expectations"
+        )
+    return suite
+
+
+def _context(docs_dir: Path | None):
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = {"globally": False}  # tqdm would write to stderr
+    if docs_dir is not None:
+        context.add_data_docs_site(
+            site_name=DOCS_SITE,
+            site_config={
+                "class_name": "SiteBuilder",
+                # An ephemeral context has no root directory, so this path must be absolute.
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir.resolve()),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            },
+        )
+    return context
+
+
+@contextlib.contextmanager
+def _sql_source(context, warehouse: Path, *, threads: int, memory_limit: str) -> Iterator:
+    """A read-only GX data source on the file; its connection is closed on exit, so the
+    runner can open the file again (DuckDB refuses a second connection with another config)."""
+    source = context.data_sources.add_sql(
+        "warehouse",
+        connection_string=f"duckdb:///{warehouse.resolve()}",
+        kwargs={"connect_args": {"read_only": True, "config": {"threads": threads, "memory_limit": memory_limit}}},
+    )
+    try:
+        yield source
+    finally:
+        source.get_execution_engine().close()
+        source.get_engine().dispose()
+
+
+def validate(
+    warehouse: Path,
+    schema: str,
+    suites: list[dict],
+    *,
+    parameters: dict,
+    run_name: str,
+    docs_dir: Path | None = None,
+    threads: int = 2,
+    memory_limit: str = "4GB",
+) -> dict[str, list]:
+    """Validate each suite against the table of the same name in `schema`.
+
+    Returns the GX ExpectationValidationResults by table. Data Docs for this run are written to
+    `docs_dir` (replacing the previous ones) when it is given.
+    """
+    context = _context(docs_dir)
+    with _sql_source(context, warehouse, threads=threads, memory_limit=memory_limit) as source:
+        definitions = []
+        for data in suites:
+            # A query asset, not a table asset: GX then reads the columns from the query instead of
+            # reflecting the table, which costs more than validating it on small tables.
+            batch = source.add_query_asset(data["name"], query=f'SELECT * FROM {schema}."{data["name"]}"')
+            definitions.append(
+                context.validation_definitions.add(
+                    gx.ValidationDefinition(
+                        name=data["name"],
+                        data=batch.add_batch_definition_whole_table("whole table"),
+                        suite=context.suites.add(gx_suite(data, schema)),
+                    )
+                )
+            )
+        checkpoint = context.checkpoints.add(
+            gx.Checkpoint(name="audit", validation_definitions=definitions, result_format=RESULT_FORMAT)
+        )
+        t0 = time.perf_counter()
+        result = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_name))
+        log.info("validated %d expectations on %s in %.1f s", sum(len(s["expectations"]) for s in suites), schema,
+                 time.perf_counter() - t0)
+    if docs_dir is not None:
+        # The in-memory stores hold only this run, so the site would list only it; remove the
+        # pages of earlier runs instead of leaving them unlinked.
+        t0 = time.perf_counter()
+        if docs_dir.exists():
+            shutil.rmtree(docs_dir)
+        context.build_data_docs(site_names=[DOCS_SITE])
+        log.info("data docs written to %s in %.1f s", docs_dir, time.perf_counter() - t0)
+    by_table = {}
+    for validation in result.run_results.values():
+        by_table[validation.suite_name] = validation.results
+    return by_table
