@@ -1,11 +1,14 @@
 """Small column helpers shared by the models. Every backend-specific spelling lives here.
 
-The models run unchanged on DuckDB and on Spark (PySpark backend). Where Ibis has no portable
-operation, this module defines one and gives each of those two engines its translation, so a
-model calls one helper whatever the engine.
+The models run unchanged on DuckDB and on Spark (Ibis's PySpark backend). Where Ibis has no
+operation that means the same on both, this module defines one and gives it its SQL on each
+engine, so a model calls one helper whatever the engine. Another engine needs its own
+translation of these operations (README, "Backends").
 """
 
 from __future__ import annotations
+
+import string
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -26,13 +29,15 @@ _TIMESTAMP_SHAPE = r"^\s*([0-9]{1,4})-([0-9]{1,2})-([0-9]{1,2})\s+([0-9]{1,2}):(
 _SPARK_CANONICAL, _SPARK_FORMAT = "$1-$2-$3 $4:$5:$6", "y-M-d H:m:s"
 
 
-class ParseTimestamp(ops.Value):
-    """Text in TIMESTAMP_FORMAT -> timestamp, NULL when it does not parse (Ibis's own raises)."""
+def _translated(*, duckdb, pyspark):
+    """Give an operation its SQL on each engine (a compiler looks up `visit_<class name>`)."""
 
-    arg: ops.Value[dt.String]
+    def register(op: type[ops.Value]) -> type[ops.Value]:
+        setattr(DuckDBCompiler, f"visit_{op.__name__}", duckdb)
+        setattr(PySparkCompiler, f"visit_{op.__name__}", pyspark)
+        return op
 
-    shape = rlz.shape_like("arg")
-    dtype = dt.timestamp
+    return register
 
 
 def _duckdb_parse_timestamp(compiler, op, *, arg):
@@ -40,20 +45,50 @@ def _duckdb_parse_timestamp(compiler, op, *, arg):
 
 
 def _spark_parse_timestamp(compiler, op, *, arg):
-    # try_to_timestamp checks the calendar (2023-02-29, 24:00:00 -> NULL) like DuckDB does.
+    # try_to_timestamp checks the calendar (2023-02-29, 24:00:00 -> NULL) as DuckDB does.
     canonical = compiler.f.regexp_replace(arg, _TIMESTAMP_SHAPE, _SPARK_CANONICAL)
     parsed = compiler.f.try_to_timestamp(canonical, _SPARK_FORMAT)
     return compiler.if_(compiler.f.rlike(arg, _TIMESTAMP_SHAPE), parsed, NULL)
 
 
-# Compilers find the rule for an operation by the name `visit_<operation class name>`.
-DuckDBCompiler.visit_ParseTimestamp = _duckdb_parse_timestamp
-PySparkCompiler.visit_ParseTimestamp = _spark_parse_timestamp
+@_translated(duckdb=_duckdb_parse_timestamp, pyspark=_spark_parse_timestamp)
+class ParseTimestamp(ops.Value):
+    """Text in TIMESTAMP_FORMAT -> timestamp; NULL when it does not parse (Ibis's own raises)."""
+
+    arg: ops.Value[dt.String]
+
+    shape = rlz.shape_like("arg")
+    dtype = dt.timestamp
+
+
+def _duckdb_strip(compiler, op, *, arg):
+    return compiler.f.trim(arg, string.whitespace)  # what Ibis's strip() writes
+
+
+def _spark_strip(compiler, op, *, arg):
+    # Ibis's strip() writes the characters as the literal ' \t\n\r\v\f', and Spark reads '\v' and
+    # '\f' as the letters v and f ('feature_request' -> 'eature_request'); CHR() is unambiguous.
+    return compiler.f.btrim(arg, compiler.f.concat(*(compiler.f.chr(ord(c)) for c in string.whitespace)))
+
+
+@_translated(duckdb=_duckdb_strip, pyspark=_spark_strip)
+class StripWhitespace(ops.Value):
+    """Text without leading and trailing whitespace (space, tab, LF, CR, VT, FF)."""
+
+    arg: ops.Value[dt.String]
+
+    shape = rlz.shape_like("arg")
+    dtype = dt.string
 
 
 def parse_timestamp(text: ir.StringValue) -> ir.TimestampValue:
     """`2019-04-04 1:18:45` -> timestamp (UTC, no zone); NULL when it does not parse."""
     return ParseTimestamp(text).to_expr()
+
+
+def strip_whitespace(text: ir.StringValue) -> ir.StringValue:
+    """Ibis's `strip()`, with the same result on Spark."""
+    return StripWhitespace(text).to_expr()
 
 
 def parse_integer(text: ir.StringValue) -> ir.IntegerValue:
@@ -66,5 +101,8 @@ def date_key(ts: ir.TimestampValue | ir.DateValue) -> ir.IntegerValue:
     return (ts.year() * 10000 + ts.month() * 100 + ts.day()).cast("int32")
 
 
-def seconds_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.IntegerValue:
-    return end.epoch_seconds() - start.epoch_seconds()
+def seconds_between(start: ir.TimestampValue, end: ir.TimestampValue) -> ir.FloatingValue:
+    """Seconds from start to end, as a float64 so that dividing it (by 3600.0) gives a float64 on
+    every engine: Spark SQL reads a literal such as 3600.0 as a DECIMAL and would return a decimal
+    rounded to 6 places, where DuckDB divides as doubles."""
+    return (end.epoch_seconds() - start.epoch_seconds()).cast("float64")

@@ -10,7 +10,7 @@ import ibis
 import ibis.expr.types as ir
 from ibis import _
 
-from convo.models.functions import parse_integer, parse_timestamp
+from convo.models.functions import parse_integer, parse_timestamp, strip_whitespace
 from convo.models.registry import model
 
 RAW_COLUMNS = ("event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value")
@@ -43,7 +43,7 @@ def _trimmed(raw: ir.Table) -> ir.Table:
     A step of its own because every rule reads these values: the engine does not reuse a
     repeated string expression by itself, and trimming is the costly part of parsing.
     """
-    t = raw.mutate(**{f"_{c}": raw[c].strip().nullif("") for c in RAW_COLUMNS})
+    t = raw.mutate(**{f"_{c}": strip_whitespace(raw[c]).nullif("") for c in RAW_COLUMNS})
     return t.mutate(_event=t._event.lower())
 
 
