@@ -99,7 +99,7 @@ def _frame(table: pa.Table, doc) -> pd.DataFrame:
 def _duckdb_tables(env) -> dict[str, pa.Table]:
     con = duckdb.connect(str(env.warehouse), read_only=True)
     try:
-        return {name: con.execute(f'SELECT * FROM main."{name}"').fetch_arrow_table() for name in table_docs()}
+        return {name: con.execute(f'SELECT * FROM main."{name}"').to_arrow_table() for name in table_docs()}
     finally:
         con.close()
 

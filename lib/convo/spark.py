@@ -98,8 +98,9 @@ def start_session(threads: int = 2, memory_limit: str = "4GB") -> SparkSession:
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
-        # Nothing is written as a managed table, but Spark creates the folder: keep it out of the repo.
-        .config("spark.sql.warehouse.dir", tempfile.mkdtemp(prefix="convo-spark-warehouse-"))
+        # Nothing here writes a managed table (Spark creates the folder only then); should anything,
+        # it must not land in the working directory, Spark's default (./spark-warehouse).
+        .config("spark.sql.warehouse.dir", str(Path(tempfile.gettempdir()) / "convo-spark-warehouse"))
         # Ibis hands in-memory tables (dim_date's calendar, the seed) to Spark as pandas frames.
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
         # The default, 200 partitions per shuffle, is sized for a cluster; one per core here.
