@@ -65,7 +65,7 @@ def expand(patterns: list[str]) -> list[Path]:
     return files
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
@@ -73,7 +73,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _csv_columns(path: Path) -> tuple[str, ...]:
+def csv_columns(path: Path) -> tuple[str, ...]:
     with path.open("rb") as f:
         first = f.readline(1 << 16)
     if not first.strip():
@@ -109,8 +109,8 @@ def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
         file_format = FORMATS.get(path.suffix.lower())
         if file_format is None:
             raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
-        columns = _csv_columns(path) if file_format == "csv" else _parquet_columns(wh, path)
-        checked.append(InputFile(path, file_format, _sha256(path), columns))
+        columns = csv_columns(path) if file_format == "csv" else _parquet_columns(wh, path)
+        checked.append(InputFile(path, file_format, sha256(path), columns))
     return checked
 
 

@@ -28,6 +28,7 @@ from pyspark.sql import functions as F
 
 from convo import ingest
 from convo.config import Environment
+from convo.files import replace_directory
 from convo.lock import exclusive
 from convo.models.registry import models
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
@@ -131,8 +132,8 @@ def _inspect(paths: list[Path]) -> list[ingest.InputFile]:
         file_format = ingest.FORMATS.get(path.suffix.lower())
         if file_format is None:
             raise ingest.InputError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
-        columns = ingest._csv_columns(path) if file_format == "csv" else _parquet_columns(path)
-        checked.append(ingest.InputFile(path, file_format, ingest._sha256(path), columns))
+        columns = ingest.csv_columns(path) if file_format == "csv" else _parquet_columns(path)
+        checked.append(ingest.InputFile(path, file_format, ingest.sha256(path), columns))
     return checked
 
 
@@ -334,7 +335,7 @@ def build(env: Environment, inputs: list[str] | None = None) -> BuildResult:
         finally:
             if active is None:
                 spark.stop()
-        _replace(final, building)
+        replace_directory(final, building)
         result.output = final
         return result
 
@@ -378,12 +379,3 @@ def _row_count(dataset: Path) -> int:
     return sum(pq.read_metadata(part).num_rows for part in dataset.glob("*.parquet"))
 
 
-def _replace(final: Path, building: Path) -> None:
-    """Put the new tables in place of the old ones: two renames, so no table is ever half-written
-    (for an instant between them the folder is absent)."""
-    old = final.with_name(final.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if final.exists():
-        final.rename(old)
-    building.rename(final)
-    shutil.rmtree(old, ignore_errors=True)

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from convo.config import Environment
+from convo.files import replace_directory
 from convo.models.registry import models, table_docs
 from convo.seeds import TAG_CONTACT_REASONS
 from convo.site import diagrams, pages, state
@@ -122,9 +123,4 @@ def build_html(src: Path, out: Path, work: Path, title: str) -> None:
         app.build(force_all=True)
     if app.statuscode:
         raise SiteBuildFailed(f"the site has errors (sources kept in {src}):\n{warnings.getvalue().strip()}")
-    old = out.with_name(out.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    if out.exists():
-        out.rename(old)
-    fresh.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    replace_directory(out, fresh)
