@@ -8,6 +8,7 @@ For each size it generates events (seeded, cached in --workdir), then times, eac
 process so that peak memory is the process's own:
 - `convo build` of the whole file into a fresh warehouse (every table, audits, publish);
 - the reference: benchmarks/reference.sql, the lifecycle table only, in plain DuckDB SQL;
+- the contact-reason report notebook, executed by papermill on the built warehouse;
 - with --check, `convo check` on the built warehouse;
 - with --incremental, a 90-day history loaded as 90 daily files, then one more day's file
   (about 1% of the events, ~1% late), against a full rebuild of all 91 files.
@@ -26,6 +27,8 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from convo import config
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -74,10 +77,13 @@ def fresh(path: Path) -> Path:
 
 
 def reference(events: Path, db: Path) -> Timing:
+    """The plain SQL pass, with the dev environment's DuckDB threads and memory limit."""
+    env = config.load("dev")
     sql = (ROOT / "benchmarks" / "reference.sql").read_text().replace("$EVENTS", str(events))
     script = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[1]);"
-        "con.execute(\"SET threads = 2; SET memory_limit = '4GB'; SET enable_progress_bar = false\");"
+        f"con.execute(\"SET threads = {env.threads}; SET memory_limit = '{env.memory_limit}';"
+        " SET enable_progress_bar = false\");"
         "con.execute(sys.stdin.read())"
     )
     print(f"  reference: plain SQL pass over {events.name}", flush=True)
@@ -120,6 +126,17 @@ def table_seconds(warehouse: Path) -> dict[str, float]:
     return dict(rows)
 
 
+def report_notebook(warehouse: Path, out: Path) -> Timing:
+    """notebooks/50_contact_reasons.py executed by papermill on the built warehouse, and its HTML."""
+    script = (
+        "import sys, time; from pathlib import Path; from convo import notebooks as nb;"
+        "out = Path(sys.argv[2]); nb.execute_notebook(Path('notebooks/50_contact_reasons.py'), out,"
+        " {'warehouse': sys.argv[1]}, cwd=Path.cwd(), label='50_contact_reasons', run_started=time.perf_counter());"
+        "nb.render_html(out)"
+    )
+    return run([PYTHON, "-c", script, str(warehouse), str(out)], "report notebook 50_contact_reasons")
+
+
 def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
     print(f"{n:,} conversations", flush=True)
     events = generate(n, work / f"events-{n}.csv")
@@ -137,6 +154,9 @@ def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
         f" lifecycle rows {rows:,}; rows differing from convo: {differ:,} |",
         f"| {n:,} | | contact-reason mart (inside the build) | {mart:.1f} | | from the run's table timings |",
     ]
+    notebook = report_notebook(warehouse, work / f"contact_reasons-{n}.ipynb")
+    lines.append(f"| {n:,} | | report notebook 50_contact_reasons (papermill, then HTML) | {notebook.seconds:.1f} |"
+                 f" {notebook.peak_mb:,.0f} | default parameters: every day, by week |")
     if check:
         checked = run([*CONVO, "check", "--warehouse", str(warehouse)], "convo check")
         lines.append(f"| {n:,} | | convo check (all suites, published version) | {checked.seconds:.1f} |"

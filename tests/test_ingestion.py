@@ -1,5 +1,7 @@
 """Bad input: clear reasons with file and line, nothing lost, nothing half-written."""
 
+import logging
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -130,3 +132,83 @@ def test_a_directory_or_glob_reads_every_file_in_name_order(tmp_path):
     assert [f.path for f in run.files] == [str(folder / "a.csv"), str(folder / "b.csv")]
     with pytest.raises(InputError, match="no file matches"):
         runner.build(env, [str(tmp_path / "none-*.csv")])
+
+
+# -- one record per line: line numbers count every line, a bad line loses nothing after it ----
+def _event(line: int, value: str = "<m>") -> str:
+    """A good CSV line whose agent_id is its own line number."""
+    return f"2024-05-02 9:00:00,30000000000001,501,{line},message_sent_to_customer,{value}"
+
+
+def _write_lines(path, lines, end="\n"):
+    path.write_bytes("".join(line + end for line in [",".join(HEADER), *lines]).encode())
+    return path
+
+
+def _build(tmp_path, path):
+    """Build from one file: (staged (line, agent_id) pairs, rejected {line: (reason, raw_line)}, file counts)."""
+    env = make_env(tmp_path)
+    run = runner.build(env, [str(path)])
+    staged = query(env, "SELECT source_line, agent_id FROM stg_conversation_events ORDER BY source_line")
+    rejected = query(env, "SELECT source_line, reason, raw_line FROM rejected_conversation_events")
+    f = run.files[0]
+    return ([(r["source_line"], r["agent_id"]) for r in staged],
+            {r["source_line"]: (r["reason"], r["raw_line"]) for r in rejected},
+            (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed))
+
+
+MISSING = "malformed CSV row: MISSING COLUMNS: Expected Number of Columns: 6 Found: "
+TOO_MANY = "malformed CSV row: TOO MANY COLUMNS: Expected Number of Columns: 6 Found: "
+OPEN_QUOTE = "malformed CSV row: UNQUOTED VALUE: Value with unterminated quote found."
+
+
+def test_blank_lines_and_bad_lines_keep_every_later_line_number(tmp_path):
+    # DuckDB's reader skips blank lines unseen and reads the rest of the file into an open quote.
+    short, long_, open_quote = "2024-05-02 9:00:00,30000000000001,501", _event(5) + ",extra", _event(7, '"<m>')
+    lines = [_event(2), "", short, long_, _event(6), open_quote, _event(8), _event(9), "   ", _event(11)]
+    staged, rejected, counts = _build(tmp_path, _write_lines(tmp_path / "e.csv", lines))
+    assert staged == [(2, 2), (6, 6), (8, 8), (9, 9), (11, 11)]
+    assert rejected == {4: (MISSING + "3", short), 5: (TOO_MANY + "7", long_), 7: (OPEN_QUOTE, open_quote),
+                        10: (MISSING + "1", "   ")}
+    assert counts == (9, 5, 4, 0)
+
+
+def test_the_spark_readers_line_numbers_hold_on_duckdb(tmp_path):
+    # The file of test_pyspark.py::test_line_numbers_count_blank_and_unsplittable_lines.
+    lines = [_event(2), "", "2024-05-02 9:00:00,30000000000001,501", _event(5) + ",extra", _event(6)]
+    staged, rejected, counts = _build(tmp_path, _write_lines(tmp_path / "e.csv", lines))
+    assert staged == [(2, 2), (6, 6)]
+    assert sorted(rejected) == [4, 5]
+    assert counts == (4, 2, 2, 0)
+
+
+def test_consecutive_bad_lines_in_a_file_read_in_one_pass(tmp_path, caplog):
+    lines = [_event(2), "x,y", _event(4) + ",extra", _event(5), "1", "2", "3", _event(9), _event(10)]
+    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+        staged, rejected, counts = _build(tmp_path, _write_lines(tmp_path / "e.csv", lines))
+    assert "line by line" not in caplog.text  # DuckDB's parallel read was exact
+    assert staged == [(2, 2), (5, 5), (9, 9), (10, 10)]
+    assert {line: reason for line, (reason, _) in rejected.items()} == {
+        3: MISSING + "2", 4: TOO_MANY + "7", 6: MISSING + "1", 7: MISSING + "1", 8: MISSING + "1"}
+    assert counts == (9, 4, 5, 0)
+
+
+@pytest.mark.parametrize("blank_line", [False, True], ids=["one pass", "line by line"])
+def test_crlf_lines_and_quoted_fields_read_the_same_both_ways(tmp_path, caplog, blank_line):
+    # A blank line makes DuckDB's count of rows miss a line: the file is read line by line.
+    lines = [_event(2, '"Hello, ""you"""'), _event(3, ' "x" '), _event(4) + ",,", "a,b", _event(6)]
+    if blank_line:
+        lines.insert(1, "")
+    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+        env = make_env(tmp_path)
+        run = runner.build(env, [str(_write_lines(tmp_path / "e.csv", lines, end="\r\n"))])
+    assert ("line by line" in caplog.text) == blank_line
+    shift = int(blank_line)
+    staged = query(env, "SELECT source_line, agent_id, event_value FROM stg_conversation_events ORDER BY 1")
+    # Spaces around quotes are dropped and empty fields after the sixth ignored, as DuckDB's reader does.
+    assert [tuple(r.values()) for r in staged] == [
+        (2, 2, 'Hello, "you"'), (3 + shift, 3, "x"), (4 + shift, 4, "<m>"), (6 + shift, 6, "<m>")]
+    rejected = query(env, "SELECT source_line, reason, raw_line FROM rejected_conversation_events")
+    assert rejected == [{"source_line": 5 + shift, "reason": MISSING + "2", "raw_line": "a,b"}]
+    f = run.files[0]
+    assert (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed) == (5, 4, 1, 0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -162,8 +163,7 @@ def _orphan(table: str, key: tuple, column: str) -> Callable[[Tamper], None]:
 
 # Checks of the same table that a broken key necessarily breaks too.
 KEY_ALSO = {
-    ("fact_conversation_lifecycle", "unique"): ("exactly one row per staged conversation",),
-    ("fact_conversation_lifecycle", "not null"): ("exactly one row per staged conversation",),
+    ("fact_conversation_lifecycle", "not null"): ("id is a staged conversation",),
     ("dim_date", "unique"): ("date is unique",),
     ("ingested_files", "not null"): (
         "rows_staged = the file's rows in stg_conversation_events",
@@ -260,6 +260,8 @@ def rule_cases() -> list[Case]:
                                event_value="'ESCALATED'"), shows="ESCALATED"),
         Case(stg, "each conversation has one user", WARN, first_event(17, user_id="1000001"),
              shows=str(conversation(17))),
+        Case(stg, "every conversation has a lifecycle row", ERROR, first_event(18, conversation_id="99999999999990"),
+             shows="99999999999990"),
         Case(stg, "latest event_at is recent enough (freshness)", WARN, None, shows="max age 24 h",
              checks={"freshness_max_age_hours": 24}),
         Case("rejected_conversation_events", "reason is not null", ERROR,
@@ -280,7 +282,7 @@ def rule_cases() -> list[Case]:
                              "conversation_started_at", lifecycle=False),
         Case("fact_conversation_lifecycle", "first_response_minutes >= 0", ERROR,
              lambda t: t.alter("fact_conversation_lifecycle", f"id = {conversation(15)}", first_response_minutes="-1")),
-        Case("fact_conversation_lifecycle", "exactly one row per staged conversation", ERROR,
+        Case("fact_conversation_lifecycle", "id is a staged conversation", ERROR,
              lambda t: t.add("fact_conversation_lifecycle", f"id = {conversation(16)}", id="99999999999999"),
              shows="99999999999999"),
         Case("fact_conversation_tags", "times_assigned >= 1", ERROR,
@@ -452,7 +454,7 @@ def test_a_build_whose_candidate_breaks_any_error_rule_publishes_nothing_and_say
     env, files = _build_with_defects(base, tmp_path, monkeypatch, errors)
     before = published(env)
     with pytest.raises(runner.BuildFailed, match="audit failed, nothing published") as failed:
-        runner.build(env, files)
+        runner.build(env, files, full_refresh=True)  # audits every row (an incremental build: below)
     run = failed.value.run
     assert published(env) == before
     recorded = query(env, f"SELECT status, message FROM {META}.runs WHERE run_id = ?", [run.run_id])[0]
@@ -468,7 +470,7 @@ def test_a_build_whose_candidate_breaks_only_warn_rules_publishes_and_records_th
     warns = [c for c in all_cases(base).values() if c.severity == WARN]
     settings = {k: v for c in warns for k, v in c.checks.items()}
     env, files = _build_with_defects(base, tmp_path, monkeypatch, warns, **settings)
-    run = runner.build(env, files)
+    run = runner.build(env, files, full_refresh=True)
     assert run.status == "success" and published(env)["version"] == run.run_id
     failing = {(c.table_name, c.check_name): c for c in run.checks if not c.success}
     assert set(failing) == {(c.table, c.check) for c in warns}
@@ -476,6 +478,28 @@ def test_a_build_whose_candidate_breaks_only_warn_rules_publishes_and_records_th
                         " AND NOT success", [run.run_id])
     assert {(r["table_name"], r["check_name"], r["severity"]) for r in stored} == {
         (c.table, c.check, WARN) for c in warns}
+
+
+def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_audits_every_row(
+        base, tmp_path, monkeypatch):
+    lifecycle, check = "fact_conversation_lifecycle", "status is OPEN, WAITING FOR CUSTOMER or CLOSED"
+
+    def escalated(n: int) -> list[Case]:
+        return [Case(lifecycle, check, ERROR, lambda t: t.alter(lifecycle, f"id = {conversation(n)}", status="'ESCALATED'"))]
+
+    # The new file's conversation (60) is recomputed, so its defect is seen and blocks publishing.
+    env, files = _build_with_defects(base, tmp_path / "changed", monkeypatch, escalated(60))
+    with pytest.raises(runner.BuildFailed, match=re.escape(f"{lifecycle}: {check} (1 failing)")):
+        runner.build(env, files)
+    monkeypatch.undo()
+    # Conversation 30 is not: the build does not read it again (it passed when it was written),
+    # so the build publishes, and `convo check`, which reads every row, finds the defect.
+    env, files = _build_with_defects(base, tmp_path / "unchanged", monkeypatch, escalated(30))
+    run = runner.build(env, files)
+    assert run.status == "success" and not failures(run.checks)
+    assert {c.table_name for c in run.checks} == set(table_docs())  # every suite ran, on the changed rows
+    monkeypatch.undo()
+    assert set(failures(runner.check(env).checks, lifecycle)) == {check}
 
 
 # -- convo check -------------------------------------------------------------------------------------

@@ -13,8 +13,11 @@ earlier successful build to compare with; without them they are skipped, and rep
 from __future__ import annotations
 
 import datetime
+import importlib
 import json
+import logging
 import math
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +29,25 @@ from convo.quality import suites as authored
 from convo.runs import CheckRecord
 from convo.warehouse import META
 
+log = logging.getLogger(__name__)
 ERROR, WARN = authored.ERROR, authored.WARN
 SAMPLE_SIZE = 5  # offending values shown per failed check
 # The [checks] settings of convo.toml (explained there); all optional.
 SETTINGS = ("freshness_max_age_hours", "volume_max_drop_pct", "volume_max_growth_pct")
+
+
+def import_in_background() -> None:
+    """Start importing Great Expectations (seconds of pure Python) in a thread, so that it overlaps
+    a build's DuckDB work (which runs outside the GIL) instead of delaying its audit; `run` then
+    finds the module imported, or waits for the import to end."""
+
+    def load() -> None:
+        try:
+            importlib.import_module("convo.quality.validate")
+        except Exception as exc:  # the audit imports it again and reports any real error itself
+            log.debug("importing the checks in the background failed: %s", exc)
+
+    threading.Thread(target=load, name="import-great-expectations").start()
 
 
 def load_suites(directory: Path, tables: Iterable[str] | None = None) -> tuple[list[dict], list[CheckRecord]]:
@@ -205,6 +223,7 @@ def run(
     version: int | None = None,
     run_id: int | None = None,
     tables: Iterable[str] | None = None,
+    rows_schema: str | None = None,
     data_docs: bool = False,
 ) -> list[CheckRecord]:
     """Every check on the tables in `schema` (the candidate or the published views).
@@ -212,7 +231,9 @@ def run(
     `version` is the version those views show (volume compares it with the build before it);
     `env` gives the thresholds, the suites' folder, and the folder for Data Docs, which are
     rendered when `data_docs` is set (it takes seconds, so only `convo check` asks for them);
-    `tables` limits the audit to some tables' suites.
+    `tables` limits the audit to some tables' suites; `rows_schema` names views of the rows an
+    incremental build changed, which the row-level checks then read (the keys of a partition lie
+    in it, so checking the changed partitions covers what the build could break).
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # events are naive UTC
@@ -249,6 +270,7 @@ def run(
         runnable,
         parameters=p.values,
         run_name=f"{env.name if env else 'audit'} run {run_id or '-'} on {schema}",
+        rows_schema=rows_schema,
         docs_dir=env.reports_dir / env.name / "data_docs" if env and data_docs else None,
         threads=env.threads if env else 2,
         memory_limit=env.memory_limit if env else "4GB",

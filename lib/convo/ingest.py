@@ -1,8 +1,12 @@
 """Reading input files into the warehouse: validation, line numbers, rejects, duplicates.
 
 Files are read by DuckDB (streaming, in parallel); Python only reads a file's first line to
-check its header and its bytes to hash them. Every data row ends up in exactly one place:
-staged, rejected (with its line and reason) or counted as a duplicate.
+check its header and its bytes to hash them (counting its lines on the way). Every data row ends
+up in exactly one place: staged, rejected (with its line and reason) or counted as a duplicate.
+
+A CSV file has one record per line: a quoted field cannot span lines, empty lines are skipped but
+counted, and a line that cannot be split into the six fields is rejected; the next line is read
+normally.
 """
 
 from __future__ import annotations
@@ -12,11 +16,13 @@ import glob
 import hashlib
 import io
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import ibis
+import numpy as np
 
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
 from convo.warehouse import WORK, Warehouse
@@ -36,6 +42,7 @@ class InputFile:
     file_format: str
     sha256: str
     columns: tuple[str, ...]  # the contract's column names, in the file's order
+    lines: int | None = None  # a CSV file's lines, counted while hashing it (None: not counted)
 
 
 @dataclass
@@ -66,11 +73,20 @@ def expand(patterns: list[str]) -> list[Path]:
 
 
 def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _hash_and_count_lines(path)[0]
+
+
+def _hash_and_count_lines(path: Path) -> tuple[str, int]:
+    """The file's SHA-256 and its number of lines (ending in \\n or \\r\\n; a last line without one
+    counts), in the one pass that reads the file. numpy counts at memory speed; bytes.count would
+    add half the hashing time."""
+    digest, lines, last = hashlib.sha256(), 0, b"\n"
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-    return digest.hexdigest()
+            lines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == ord("\n")))
+            last = chunk[-1:]
+    return digest.hexdigest(), lines + (last != b"\n")
 
 
 def csv_columns(path: Path) -> tuple[str, ...]:
@@ -110,7 +126,8 @@ def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
         if file_format is None:
             raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
         columns = csv_columns(path) if file_format == "csv" else _parquet_columns(wh, path)
-        checked.append(InputFile(path, file_format, sha256(path), columns))
+        digest, lines = _hash_and_count_lines(path)
+        checked.append(InputFile(path, file_format, digest, columns, lines if file_format == "csv" else None))
     return checked
 
 
@@ -118,8 +135,52 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# How DuckDB's CSV reader splits a line into fields: a quoted field (spaces around the quotes
+# allowed, "" for a quote inside) or plain text not starting with a quote (a quote further on is text).
+_QUOTED = '"(?:[^"]|"")*"'
+_FIELD = f' *{_QUOTED} *| *[^ ,"][^,]*| *'
+# Reads a file's lines whole: no quotes, a delimiter text does not contain (a line with it would
+# fail the read, not be cut).
+_NO_DELIMITER = "\x01\x02\x03\x04"
+
+
+def _split_lines(lines: str) -> str:
+    """SQL: the rows of the query `lines` (a column `text`) with the line's `fields` and `reason`,
+    why it is not a record of the six fields (NULL when it is).
+
+    As DuckDB's reader: empty fields after the sixth are ignored. Reasons use its error types (and
+    the Spark reader's counts): a wrong number of fields first (complete quoted fields removed
+    before counting commas), then a quote left open or followed by text.
+    """
+    n = len(RAW_COLUMNS)
+    counts = f"'Expected Number of Columns: {n} Found: ' || found"
+    unquoted = "CASE WHEN ltrim(x) LIKE '\"%' THEN replace(trim(x)[2:-2], '\"\"', '\"') ELSE x END"
+    return f"""
+    SELECT *, CASE WHEN found < {n} THEN 'MISSING COLUMNS: ' || {counts}
+                   WHEN found > {n} THEN 'TOO MANY COLUMNS: ' || {counts}
+                   WHEN fields IS NULL THEN 'UNQUOTED VALUE: Value with unterminated quote found.' END AS reason
+    FROM (SELECT *, CASE WHEN fields IS NULL
+                         THEN len(string_split(regexp_replace(text, {_literal(_QUOTED)}, '', 'g'), ','))
+                         WHEN len(list_filter(fields[{n + 1}:], lambda x: x <> '')) = 0 THEN least(len(fields), {n})
+                         ELSE len(fields) END AS found
+          FROM (SELECT *, CASE WHEN NOT contains(text, '"') THEN string_split(text, ',')
+                               WHEN regexp_full_match(text, {_literal(f"(?:{_FIELD})(?:,(?:{_FIELD}))*")})
+                               THEN list_transform(regexp_extract_all(text || ',', {_literal(f"({_FIELD}),")}, 1),
+                                                   lambda x: {unquoted})
+                          END AS fields
+                FROM ({lines})))"""
+
+
 def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
-    """Raw text of every well-formed line, with its line number; malformed lines to the rejects."""
+    """Raw text of every well-formed line, with its line number; malformed lines to the rejects.
+
+    DuckDB's reader (parallel) is exact when it read one row or reject per line: then rows, rejects
+    and the header add up to the file's lines, since each takes at least one line of text and an
+    empty line gives nothing. Otherwise (empty lines, a quote left open that swallowed the lines
+    after it, a quoted field over several lines) the file is read again line by line; so it is
+    when a rejected line has a quote: after a quote error the reader may report part of the line,
+    or none of it.
+    """
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
@@ -130,30 +191,75 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
                                strict_mode = true, null_padding = false)""",
         [str(f.path)],
     )
-    raw = ", ".join(f"l.{c}" for c in RAW_COLUMNS)
-    # rowid counts well-formed rows in file order (from an offset inside a transaction); each
-    # malformed line before a row shifts its line by one.
+    # A rejected line's reason comes from splitting its text: the same on both ways of reading.
+    rejected = """SELECT line, trim(min(csv_line), chr(13) || chr(10)) AS text,
+                         bool_or(error_type = 'UNQUOTED VALUE') AS quote_error
+                  FROM temp.csv_rejects GROUP BY line"""
+    wh.execute(f"CREATE OR REPLACE TEMP TABLE {WORK}.csv_rejected_lines AS {_split_lines(rejected)}")
+    exact = wh.scalar(
+        f"""SELECT count(*) + (SELECT count(*) FROM {WORK}.landing_{file_id}) + 1 = ?
+                   AND coalesce(bool_and(reason IS NOT NULL AND NOT quote_error AND NOT contains(text, '"')), true)
+            FROM {WORK}.csv_rejected_lines""",
+        [f.lines],
+    )
+    if not exact:
+        log.info("%s: not one record per line (empty lines, quotes); reading it line by line", f.path)
+        _land_lines(wh, f, file_id)
+        return
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id} AS
-        SELECT line, min(error_type || ': ' || error_message) AS reason, trim(min(csv_line), chr(13) || chr(10)) AS raw_line,
-               line - 2 - (row_number() OVER (ORDER BY line) - 1) AS good_rows_before
-        FROM temp.csv_rejects GROUP BY line"""
+        SELECT line, reason, text AS raw_line FROM {WORK}.csv_rejected_lines"""
     )
-    # A view, not a copy: parsing reads the landed rows once, numbering them on the way.
+    raw = ", ".join(f"l.{c}" for c in RAW_COLUMNS)
+    # A view, not a copy: parsing reads the landed rows once, numbering them on the way. rowid
+    # counts well-formed rows in file order (from an offset inside a transaction); a row's line
+    # is shifted by the malformed lines before it, found from the rows before each run of them.
     numbered = f"SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS good_rows_before" \
                f" FROM {WORK}.landing_{file_id}"
     line = "l.good_rows_before + 2"
     shifts = ""
     if wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{file_id}"):
         line += " + coalesce(m.shift, 0)"
-        shifts = f"""ASOF LEFT JOIN (SELECT good_rows_before, row_number() OVER (ORDER BY line) AS shift
-                                     FROM {WORK}.malformed_{file_id}) AS m
+        shifts = f"""ASOF LEFT JOIN (SELECT line - 1 - n AS good_rows_before, max(n) AS shift
+                                     FROM (SELECT line, row_number() OVER (ORDER BY line) AS n
+                                           FROM {WORK}.malformed_{file_id})
+                                     GROUP BY good_rows_before) AS m
                      ON l.good_rows_before >= m.good_rows_before"""
     wh.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
         SELECT {raw}, {_literal(str(f.path))} AS source_file, ({line})::BIGINT AS source_line,
                {file_id}::BIGINT AS file_seq
         FROM ({numbered}) AS l {shifts}"""
+    )
+
+
+def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
+    """`_land_csv`'s tables from the file's lines, read whole by DuckDB and split in SQL."""
+    landing = f"{WORK}.landing_{file_id}"
+    wh.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {landing} AS
+        SELECT text FROM read_csv(?, auto_detect = false, header = false, columns = {{'text': 'VARCHAR'}},
+                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '')""",
+        [str(f.path)],
+    )
+    # Numbered by rowid, in file order; an empty line is NULL: skipped, but it has its number.
+    lines = f"""SELECT * FROM (SELECT rowid - (SELECT min(rowid) FROM {landing}) + 1 AS line, text FROM {landing})
+                WHERE line > 1 AND text IS NOT NULL"""
+    wh.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {WORK}.lines_{file_id} AS
+        SELECT line, fields, reason, if(reason IS NULL, NULL, text) AS raw_line FROM ({_split_lines(lines)});
+        DROP TABLE {landing}"""
+    )
+    wh.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id} AS
+        SELECT line, reason, raw_line FROM {WORK}.lines_{file_id} WHERE reason IS NOT NULL"""
+    )
+    # Empty fields are NULL, as DuckDB's reader gives them.
+    raw = ", ".join(f"nullif(fields[{f.columns.index(c) + 1}], '') AS {c}" for c in RAW_COLUMNS)
+    wh.execute(
+        f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
+        SELECT {raw}, {_literal(str(f.path))} AS source_file, line AS source_line, {file_id}::BIGINT AS file_seq
+        FROM {WORK}.lines_{file_id} WHERE reason IS NULL"""
     )
 
 
@@ -186,15 +292,17 @@ def land(wh: Warehouse, files: list[InputFile], first_file_id: int) -> dict[int,
     return by_id
 
 
-def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], known_events: ibis.Table | None) -> dict[int, FileCounts]:
+def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], staged: ibis.Table | None) -> dict[int, FileCounts]:
     """Type the landed rows; write scratch tables batch_events (new, unique) and batch_rejected.
 
-    `known_events` holds the event ids already staged in the warehouse (None when it is empty).
+    `staged` holds the events already staged in the warehouse (None when there are none).
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
+    t0 = time.perf_counter()
     # The raw text is not copied along: only rejected rows need it, and they fetch it back.
     parsed = wh.materialize("batch_parsed", parse_raw_events(raw).drop(*RAW_COLUMNS))
+    log.info("parsed %d rows in %.1f s", wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"), time.perf_counter() - t0)
     rejects = parsed.filter(parsed.reject_reason.notnull())
     rejects = rejects.join(raw, ["file_seq", "source_line"])
     rejected = rejects.select(
@@ -218,10 +326,15 @@ def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], known_events: ibis.T
     ]
     wh.materialize("batch_rejected", ibis.union(rejected, *malformed).order_by(["file_id", "source_line"]))
 
-    unique = deduplicate_events(accepted_events(parsed))
-    if known_events is not None:
-        unique = unique.anti_join(known_events, "event_id")
+    t0 = time.perf_counter()
+    accepted = wh.materialize("batch_accepted", accepted_events(parsed))  # event ids hashed once
+    unique = deduplicate_events(accepted)
+    if staged is not None:
+        # A copy of a staged event has its conversation: compare with those conversations' events only.
+        known = staged.semi_join(accepted.select("conversation_id").distinct(), "conversation_id")
+        unique = unique.anti_join(known, "event_id")
     wh.materialize("batch_events", unique)
+    log.info("identified and de-duplicated the events in %.1f s", time.perf_counter() - t0)
 
     counts = {i: FileCounts(i, str(by_id[i].path)) for i in ids}
     for table, col, attr in (

@@ -3,10 +3,11 @@
 A build, inside the environment's lock:
 1. recover from any earlier build that failed or died (its unpublished rows are discarded);
 2. check every input file can be read, skip files whose content was already ingested;
-3. in one transaction: land and stage the new rows, then recompute each model, in dependency
-   order, for the partitions the changed rows touch, and merge the differences into version R;
-4. audit version R through the candidate views;
-5. publish R (re-point the views in `main`) or, if an error-level check failed, discard it.
+3. land, parse and de-duplicate the new rows into scratch tables;
+4. in one transaction: store them, then recompute each model, in dependency order, for the
+   partitions the changed rows touch, and merge the differences into version R;
+5. audit version R through the candidate views (an incremental build: the partitions it changed);
+6. publish R (re-point the views in `main`) or, if an error-level check failed, discard it.
 """
 
 from __future__ import annotations
@@ -26,12 +27,13 @@ from convo.lock import exclusive
 from convo.models.registry import Model, models
 from convo.runs import FileRecord, Run, RunLog, TableRecord
 from convo.seeds import load_tag_contact_reasons
-from convo.store import Delta, Store
-from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
+from convo.store import FROM, Delta, Store
+from convo.warehouse import CANDIDATE, CHANGES, META, PUBLISHED, STORE, WORK, Warehouse
 
 log = logging.getLogger(__name__)
 
 STAGED = "stg_conversation_events"
+INGESTION_TABLES = ("ingested_files", "rejected_conversation_events")  # appended to, never merged
 ALL = "all"  # a model whose every partition must be recomputed
 
 
@@ -116,15 +118,21 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
     return new
 
 
-def _ingest(s: Session, files: list[ingest.InputFile], run: Run) -> Delta | None:
-    """Land and stage new files; returns the delta of accepted events (None if no new file)."""
+def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
+    """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
+
+    Returns the delta of accepted events (None when no file is new). Outside the write
+    transaction: DuckDB reads back rows written in an open transaction about twice as slowly.
+    """
+    files = _new_files(s, ingest.inspect(s.wh, paths), run)
     if not files:
         return None
+    audit.import_in_background()
     first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
                 if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
-    known = s.store.live(STAGED).select("event_id") if s.store.live_count(STAGED) else None
-    counts = ingest.stage_batch(s.wh, by_id, known)
+    staged = s.store.live(STAGED).select("event_id", "conversation_id") if s.store.live_count(STAGED) else None
+    counts = ingest.stage_batch(s.wh, by_id, staged)
     s.wh.materialize(
         "batch_files",
         ibis.memtable(
@@ -137,22 +145,19 @@ def _ingest(s: Session, files: list[ingest.InputFile], run: Run) -> Delta | None
             ]
         ),
     )
-    s.store.append("ingested_files", "batch_files", run.run_id)
-    s.store.append("rejected_conversation_events", "batch_rejected", run.run_id)
     for fid, f in by_id.items():
         c = counts[fid]
         run.files.append(FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested",
                                     c.rows_read, c.rows_staged, c.rows_rejected, c.duplicates_removed))
         log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", f.path, c.rows_read,
                  c.rows_staged, c.rows_rejected, c.duplicates_removed)
-    batch_size = sum(c.rows_staged for c in counts.values())
-    return Delta(batch_size, 0, "batch_events")
+    return Delta(sum(c.rows_staged for c in counts.values()), 0, "batch_events")
 
 
 # -- models -----------------------------------------------------------------------------------
 def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool) -> str | None:
     """ALL, None (nothing to do), or the scratch table holding the partitions to recompute."""
-    if full_refresh or not s.wh.has_table(m.name, STORE):
+    if full_refresh or (m.materialized == "table" and not s.wh.has_table(m.name, STORE)):
         return ALL
     changed = [i for i in m.inputs if i in deltas and deltas[i].changed]
     if not changed:
@@ -193,14 +198,15 @@ def _create_views(s: Session, schema: str) -> None:
             s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {s.wh.compile(expr)}')
 
 
-def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool) -> None:
-    if m.materialized == "view":
-        return
+def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool) -> str | None:
+    """Recompute the model's touched partitions and merge them; returns what `_touched` found."""
     t0 = time.perf_counter()
     touched = _touched(s, m, deltas, full_refresh)
+    if m.materialized == "view":
+        return touched  # nothing to store; the audit still checks the touched partitions
     if touched is None:
         log.info("%s: no input changed", m.name)
-        return
+        return None
     expr = m.fn(**{i: _input(s, m, i, touched) for i in m.inputs})
     old_filter = None
     if touched != ALL:
@@ -217,21 +223,55 @@ def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_
     run.tables.append(TableRecord(m.name, rows, delta.inserted, delta.retired, seconds))
     scope = "all partitions" if touched == ALL else f"{s.wh.scalar(f'SELECT count(*) FROM {WORK}.{touched}')} partitions"
     log.info("%s: %d rows (+%d -%d) from %s in %.2f s", m.name, rows, delta.inserted, delta.retired, scope, seconds)
+    return touched
 
 
-def _write(s: Session, paths: list[Path], run: Run, full_refresh: bool) -> bool:
-    """Write version `run.run_id` (uncommitted until this returns); False when nothing changed."""
-    files = _new_files(s, ingest.inspect(s.wh, paths), run)
+def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> dict[str, str | None] | None:
+    """Write version `run.run_id` from the staged batch (uncommitted until this returns).
+
+    Returns what each model recomputed (see `_touched`), or None when nothing changed.
+    """
     deltas: dict[str, Delta] = {}
-    if (batch := _ingest(s, files, run)) is not None:
+    if batch is not None:
+        s.store.append("ingested_files", "batch_files", run.run_id)
+        s.store.append("rejected_conversation_events", "batch_rejected", run.run_id)
         deltas["accepted_events"] = batch
     s.wh.materialize("seed_tag_contact_reasons_new", load_tag_contact_reasons(s.env.seeds_dir))
     deltas["seed_tag_contact_reasons"] = s.store.merge(
         "seed_tag_contact_reasons", "seed_tag_contact_reasons_new", key=("tag",), old_filter=None, version=run.run_id
     )
-    for m in models().values():
-        _build_model(s, m, deltas, run, full_refresh)
-    return bool(files) or any(d.changed for d in deltas.values())
+    touched = {m.name: _build_model(s, m, deltas, run, full_refresh) for m in models().values()}
+    new_files = batch is not None  # recorded even when all their rows were known: a version to publish
+    return touched if new_files or any(d.changed for d in deltas.values()) else None
+
+
+def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> bool:
+    """Views in CHANGES of the rows this build may have changed: the audit's row-level checks.
+
+    A model's changed rows are its live rows in the partitions it recomputed: a whole partition,
+    not only the rows the merge wrote, so that a duplicate key next to an unchanged row is seen
+    (a key lies in one partition). Ingestion tables are only appended to: their rows of this
+    version. False when every table was rebuilt whole (the audit then checks every row anyway).
+    """
+    s.wh.execute(f"DROP SCHEMA IF EXISTS {CHANGES} CASCADE")
+    if all(t == ALL for t in touched.values()):
+        return False
+    s.wh.execute(f"CREATE SCHEMA {CHANGES}")
+    for name in [*s.store.physical_tables(), *(n for n, m in models().items() if m.materialized == "view")]:
+        every_row = f'SELECT * FROM {CANDIDATE}."{name}"'
+        if name in INGESTION_TABLES:
+            cols = ", ".join(f'"{c}"' for c in s.store.model_columns(name))
+            rows = f'SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version}'
+        elif touched.get(name, ALL) == ALL:  # rebuilt whole, or a seed (small, merged whole)
+            rows = every_row
+        elif touched[name] is None:
+            rows = every_row + " WHERE false"
+        else:
+            scope = f'{CHANGES}."_scope_{name}"'
+            s.wh.execute(f"CREATE TABLE {scope} AS SELECT value FROM {WORK}.{touched[name]}")
+            rows = every_row + f' WHERE "{models()[name].partition}" IN (SELECT value FROM {scope})'
+        s.wh.execute(f'CREATE VIEW {CHANGES}."{name}" AS {rows}')
+    return True
 
 
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
@@ -243,17 +283,21 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
         with s.wh.transaction():
             # Versions after the published one (failed, killed or rolled back) end here.
             s.store.discard_after(s.store.current_version())
-            changed = _write(s, paths, run, full_refresh)
-        if not changed:
+        batch = _stage_inputs(s, paths, run)
+        with s.wh.transaction():
+            touched = _write(s, batch, run, full_refresh)
+        if touched is None:
             run.status, run.message = "noop", "nothing new to load: every input was already ingested"
             run.published_version = s.store.current_version()
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
         _create_views(s, CANDIDATE)
-        log.info("auditing version %d", run.run_id)
+        scoped = _stage_changes(s, touched, run.run_id)
+        log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
         with s.wh.released():
-            run.checks = audit.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id)
+            run.checks = audit.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id,
+                                   rows_schema=CHANGES if scoped else None)
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
             with s.wh.transaction():

@@ -12,9 +12,10 @@ import ibis
 from ibis.backends.duckdb import Backend
 from ibis.backends.sql.datatypes import DuckDBType
 
-# Physical, versioned tables; run history; the build's scratch space; views for audits.
+# Physical, versioned tables; run history; the build's scratch space; views for audits (the
+# unpublished version, and the rows an incremental build changed in it).
 # Scratch tables are TEMP: in memory, spilled to disk past the memory limit, never written to the file.
-STORE, META, WORK, CANDIDATE = "convo_store", "convo_meta", "temp", "convo_candidate"
+STORE, META, WORK, CANDIDATE, CHANGES = "convo_store", "convo_meta", "temp", "convo_candidate", "convo_changes"
 PUBLISHED = "main"
 
 

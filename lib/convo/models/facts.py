@@ -59,7 +59,8 @@ def fact_conversation_tags(stg_conversation_events: ir.Table) -> ir.Table:
 
 
 # A view: the same rows as the staged events, so storing them again would double the write cost.
-@model(materialized="view")
+# Its partition and scope tell the audit which of its rows an incremental build changed.
+@model(materialized="view", partition="conversation_id", scope={"stg_conversation_events": _BY_CONVERSATION})
 def fact_conversation_events(stg_conversation_events: ir.Table) -> ir.Table:
     e = stg_conversation_events
     return e.select(

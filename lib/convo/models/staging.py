@@ -27,6 +27,7 @@ STATUS_VALUES = (OPEN, WAITING, CLOSED)
 
 # Where the input order of an event comes from: files in ingestion order, then line in file.
 INPUT_ORDER = ("file_seq", "source_line")
+_LINES_PER_FILE = 2**32  # above any line number, so file_seq * it + source_line keeps the input order
 
 
 def _quoted(text: ir.StringValue) -> ir.StringValue:
@@ -140,9 +141,24 @@ def accepted_events(parsed: ir.Table) -> ir.Table:
 
 
 def deduplicate_events(events: ir.Table) -> ir.Table:
-    """Keep each event once: its first occurrence in input order."""
-    first = ibis.row_number().over(group_by="event_id", order_by=[_[c] for c in INPUT_ORDER])
-    return events.mutate(occurrence=first).filter(_.occurrence == 0).drop("occurrence")
+    """Keep each event once: its first occurrence in input order.
+
+    Duplicates are rare, so the input is not sorted by event: one hash aggregation finds the
+    events seen more than once, with the input position of their first occurrence, and a join
+    with that small table drops the later copies.
+    """
+    position = events.file_seq * _LINES_PER_FILE + events.source_line  # input order as one number
+    repeated = (
+        events.mutate(position=position)
+        .group_by("event_id")
+        .aggregate(first_position=_.position.min(), occurrences=_.count())
+        .filter(_.occurrences > 1)
+        .drop("occurrences")
+    )
+    marked = events.left_join(repeated, "event_id").mutate(position=position)
+    return marked.filter(marked.first_position.isnull() | (marked.position == marked.first_position)).select(
+        *events.columns
+    )
 
 
 @model(partition="conversation_id", scope={"accepted_events": ("conversation_id",)})

@@ -22,7 +22,7 @@ import great_expectations as gx  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 
 from convo.quality.gx_duckdb import keep_duckdb_connections  # noqa: E402
-from convo.quality.suites import SCHEMA  # noqa: E402
+from convo.quality.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 keep_duckdb_connections()
@@ -69,6 +69,19 @@ def _context(docs_dir: Path | None):
     return context
 
 
+def _batches(data: dict, schema: str, rows_schema: str | None) -> list[tuple[dict, str]]:
+    """The parts of a suite and the schema each reads: with `rows_schema`, row-level checks read
+    the rows there, while table-level ones (volume, freshness) still read the whole table."""
+    if rows_schema is None:
+        return [(data, schema)]
+    whole = [e for e in data["expectations"] if e["type"] in WHOLE_TABLE]
+    rows = [e for e in data["expectations"] if e["type"] not in WHOLE_TABLE]
+    parts = [({**data, "expectations": rows}, rows_schema)] if rows else []
+    if whole:
+        parts.append(({**data, "name": f"{data['name']} (whole table)", "expectations": whole}, schema))
+    return parts
+
+
 @contextlib.contextmanager
 def _sql_source(context, warehouse: Path, *, threads: int, memory_limit: str) -> Iterator:
     """A read-only GX data source on the file; its connection is closed on exit, so the
@@ -92,31 +105,38 @@ def validate(
     *,
     parameters: dict,
     run_name: str,
+    rows_schema: str | None = None,
     docs_dir: Path | None = None,
     threads: int = 2,
     memory_limit: str = "4GB",
 ) -> dict[str, list]:
     """Validate each suite against the table of the same name in `schema`.
 
+    With `rows_schema`, the row-level checks read the table's rows in that schema instead (the
+    rows an incremental build changed); cross-table SQL always reads `schema`.
+
     Returns the GX ExpectationValidationResults by table. Data Docs for this run are written to
     `docs_dir` (replacing the previous ones) when it is given.
     """
     context = _context(docs_dir)
     with _sql_source(context, warehouse, threads=threads, memory_limit=memory_limit) as source:
-        definitions = []
-        for data in suites:
-            # A query asset, not a table asset: GX then reads the columns from the query instead of
-            # reflecting the table, which costs more than validating it on small tables.
-            batch = source.add_query_asset(data["name"], query=f'SELECT * FROM {schema}."{data["name"]}"')
-            definitions.append(
-                context.validation_definitions.add(
-                    gx.ValidationDefinition(
-                        name=data["name"],
-                        data=batch.add_batch_definition_whole_table("whole table"),
-                        suite=context.suites.add(gx_suite(data, schema)),
+        definitions, tables = [], {}
+        for table in suites:
+            for data, batch_schema in _batches(table, schema, rows_schema):
+                tables[data["name"]] = table["name"]
+                # A query asset, not a table asset: GX then reads the columns from the query instead
+                # of reflecting the table, which costs more than validating it on small tables.
+                query = f'SELECT * FROM {batch_schema}."{table["name"]}"'
+                batch = source.add_query_asset(data["name"], query=query)
+                definitions.append(
+                    context.validation_definitions.add(
+                        gx.ValidationDefinition(
+                            name=data["name"],
+                            data=batch.add_batch_definition_whole_table("whole table"),
+                            suite=context.suites.add(gx_suite(data, schema)),
+                        )
                     )
                 )
-            )
         checkpoint = context.checkpoints.add(
             gx.Checkpoint(name="audit", validation_definitions=definitions, result_format=RESULT_FORMAT)
         )
@@ -132,7 +152,7 @@ def validate(
             shutil.rmtree(docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE])
         log.info("data docs written to %s in %.1f s", docs_dir, time.perf_counter() - t0)
-    by_table = {}
+    by_table: dict[str, list] = {}
     for validation in result.run_results.values():
-        by_table[validation.suite_name] = validation.results
+        by_table.setdefault(tables[validation.suite_name], []).extend(validation.results)
     return by_table
