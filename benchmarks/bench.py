@@ -214,10 +214,16 @@ def main() -> None:
     parser.add_argument("--no-write", action="store_true", help="print, do not update BENCHMARKS.md")
     args = parser.parse_args()
     args.workdir.mkdir(parents=True, exist_ok=True)
-    lines = [line for n in args.sizes for line in bench_size(n, args.workdir, args.check, args.incremental)]
-    print("\n".join(lines))
-    if not args.no_write:
-        write_section(lines, "  ".join([".venv/bin/python benchmarks/bench.py", *sys.argv[1:]]).replace("  ", " "))
+    command = " ".join([".venv/bin/python benchmarks/bench.py", *sys.argv[1:]])
+    lines: list[str] = []
+    for n in args.sizes:  # the section is rewritten after each size, so a later failure keeps the others
+        try:
+            lines += bench_size(n, args.workdir, args.check, args.incremental)
+        except SystemExit as failure:
+            lines.append(f"| {n:,} | | failed | | | {str(failure).splitlines()[0]} |")
+        print("\n".join(lines))
+        if not args.no_write:
+            write_section(lines, command)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ from convo import audit, cli, runner
 from convo.models.registry import table_docs
 from convo.quality import suites
 from convo.quality.validate import validate
-from convo.warehouse import META, PUBLISHED, STORE
+from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE
 
 ERROR, WARN = "error", "warn"
 BAND = {"volume_max_drop_pct": 0, "volume_max_growth_pct": 100}
@@ -480,25 +480,42 @@ def test_a_build_whose_candidate_breaks_only_warn_rules_publishes_and_records_th
         (c.table, c.check, WARN) for c in warns}
 
 
+def _incremental_build_with_defect(base: Base, folder: Path, monkeypatch, case: Case):
+    """A build of one more file whose recomputed rows carry the case's defect, as a model bug would
+    write them: before the build copies its changed rows for the audit."""
+    env = tampered_copy(base, folder, [])
+    real_stage_changes = runner._stage_changes
+
+    def defective_model(s, touched, version):
+        con = s.wh.con.con
+        con.execute("CREATE TEMP SEQUENCE IF NOT EXISTS tamper_ids")
+        case.tamper(Tamper(con, version, CANDIDATE))
+        return real_stage_changes(s, touched, version)
+
+    monkeypatch.setattr(runner, "_stage_changes", defective_model)
+    events = write_events(folder / "next.csv", [
+        ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
+    return env, [str(events)]
+
+
 def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_audits_every_row(
         base, tmp_path, monkeypatch):
     lifecycle, check = "fact_conversation_lifecycle", "status is OPEN, WAITING FOR CUSTOMER or CLOSED"
 
-    def escalated(n: int) -> list[Case]:
-        return [Case(lifecycle, check, ERROR, lambda t: t.alter(lifecycle, f"id = {conversation(n)}", status="'ESCALATED'"))]
+    def escalated(n: int) -> Case:
+        return Case(lifecycle, check, ERROR, lambda t: t.alter(lifecycle, f"id = {conversation(n)}", status="'ESCALATED'"))
 
     # The new file's conversation (60) is recomputed, so its defect is seen and blocks publishing.
-    env, files = _build_with_defects(base, tmp_path / "changed", monkeypatch, escalated(60))
+    env, files = _incremental_build_with_defect(base, tmp_path / "changed", monkeypatch, escalated(60))
     with pytest.raises(runner.BuildFailed, match=re.escape(f"{lifecycle}: {check} (1 failing)")):
         runner.build(env, files)
     monkeypatch.undo()
     # Conversation 30 is not: the build does not read it again (it passed when it was written),
     # so the build publishes, and `convo check`, which reads every row, finds the defect.
-    env, files = _build_with_defects(base, tmp_path / "unchanged", monkeypatch, escalated(30))
+    env, files = _incremental_build_with_defect(base, tmp_path / "unchanged", monkeypatch, escalated(30))
     run = runner.build(env, files)
     assert run.status == "success" and not failures(run.checks)
     assert {c.table_name for c in run.checks} == set(table_docs())  # every suite ran, on the changed rows
-    monkeypatch.undo()
     assert set(failures(runner.check(env).checks, lifecycle)) == {check}
 
 

@@ -173,7 +173,7 @@ def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool)
     return name if s.wh.scalar(f"SELECT count(*) FROM {WORK}.{name}") else None
 
 
-def _input(s: Session, m: Model, name: str, touched: str) -> ibis.Table:
+def _input(s: Session, m: Model, name: str, touched: str, recomputed: dict[str, str | None]) -> ibis.Table:
     if name == "accepted_events":
         batch = s.wh.table("batch_events", WORK) if s.wh.has_table("batch_events", WORK) else None
         staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
@@ -181,6 +181,8 @@ def _input(s: Session, m: Model, name: str, touched: str) -> ibis.Table:
             table = staged.select(*batch.columns).union(batch)
         else:
             table = staged if batch is None else batch
+    elif _reads_recomputed_rows(s, m, name, touched, recomputed.get(name)):
+        table = s.wh.table(f"new_{name}", WORK)
     else:
         table = s.store.live(name)
     scope = m.scope.get(name)
@@ -188,6 +190,19 @@ def _input(s: Session, m: Model, name: str, touched: str) -> ibis.Table:
         return table
     values = s.wh.table(touched, WORK).value
     return table.filter(ibis.or_(*(table[c].isin(values) for c in scope)))
+
+
+def _reads_recomputed_rows(s: Session, m: Model, name: str, touched: str, input_touched: str | None) -> bool:
+    """Whether model `m` can read input `name` from its scratch table of recomputed partitions
+    (`new_<name>`: after the merge, exactly its live rows there) instead of the stored table:
+    when `m` reads it by its partition column, within the partitions it recomputed."""
+    upstream = models().get(name)
+    if upstream is None or touched == ALL or input_touched in (None, ALL) or not s.wh.has_table(f"new_{name}", WORK):
+        return False
+    if m.scope.get(name) != (upstream.partition,):
+        return False
+    outside = f"SELECT count(*) FROM {WORK}.{touched} WHERE value NOT IN (SELECT value FROM {WORK}.{input_touched})"
+    return s.wh.scalar(outside) == 0
 
 
 def _create_views(s: Session, schema: str) -> None:
@@ -198,8 +213,12 @@ def _create_views(s: Session, schema: str) -> None:
             s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {s.wh.compile(expr)}')
 
 
-def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool) -> str | None:
-    """Recompute the model's touched partitions and merge them; returns what `_touched` found."""
+def _build_model(
+    s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool, recomputed: dict[str, str | None]
+) -> str | None:
+    """Recompute the model's touched partitions and merge them; returns what `_touched` found.
+
+    `recomputed` holds what the models before it recomputed."""
     t0 = time.perf_counter()
     touched = _touched(s, m, deltas, full_refresh)
     if m.materialized == "view":
@@ -207,7 +226,7 @@ def _build_model(s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_
     if touched is None:
         log.info("%s: no input changed", m.name)
         return None
-    expr = m.fn(**{i: _input(s, m, i, touched) for i in m.inputs})
+    expr = m.fn(**{i: _input(s, m, i, touched, recomputed) for i in m.inputs})
     old_filter = None
     if touched != ALL:
         expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
@@ -240,13 +259,15 @@ def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> dic
     deltas["seed_tag_contact_reasons"] = s.store.merge(
         "seed_tag_contact_reasons", "seed_tag_contact_reasons_new", key=("tag",), old_filter=None, version=run.run_id
     )
-    touched = {m.name: _build_model(s, m, deltas, run, full_refresh) for m in models().values()}
+    touched: dict[str, str | None] = {}
+    for m in models().values():
+        touched[m.name] = _build_model(s, m, deltas, run, full_refresh, touched)
     new_files = batch is not None  # recorded even when all their rows were known: a version to publish
     return touched if new_files or any(d.changed for d in deltas.values()) else None
 
 
 def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> bool:
-    """Views in CHANGES of the rows this build may have changed: the audit's row-level checks.
+    """Copies in CHANGES of the rows this build may have changed, for the audit's row-level checks.
 
     A model's changed rows are its live rows in the partitions it recomputed: a whole partition,
     not only the rows the merge wrote, so that a duplicate key next to an unchanged row is seen
@@ -261,16 +282,22 @@ def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> 
         every_row = f'SELECT * FROM {CANDIDATE}."{name}"'
         if name in INGESTION_TABLES:
             cols = ", ".join(f'"{c}"' for c in s.store.model_columns(name))
-            rows = f'SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version}'
+            rows = f'TABLE {CHANGES}."{name}" AS SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version}'
         elif touched.get(name, ALL) == ALL:  # rebuilt whole, or a seed (small, merged whole)
-            rows = every_row
+            rows = f'VIEW {CHANGES}."{name}" AS {every_row}'
         elif touched[name] is None:
-            rows = every_row + " WHERE false"
+            rows = f'VIEW {CHANGES}."{name}" AS {every_row} WHERE false'
         else:
-            scope = f'{CHANGES}."_scope_{name}"'
-            s.wh.execute(f"CREATE TABLE {scope} AS SELECT value FROM {WORK}.{touched[name]}")
-            rows = every_row + f' WHERE "{models()[name].partition}" IN (SELECT value FROM {scope})'
-        s.wh.execute(f'CREATE VIEW {CHANGES}."{name}" AS {rows}')
+            m = models()[name]
+            source = every_row
+            if m.materialized == "view" and all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i))
+                                                for i in m.inputs):
+                # Its inputs' changed rows are copied already: compute it from them.
+                source = s.wh.compile(m.fn(**{i: s.wh.table(i, CHANGES) for i in m.inputs}))
+                source = f"SELECT * FROM ({source})"
+            rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE "{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
+        # Tables, not views: each check then reads the few changed rows, not the table around them.
+        s.wh.execute(f"CREATE {rows}")
     return True
 
 
