@@ -177,6 +177,8 @@ def _input(s: Session, m: Model, name: str, touched: str, recomputed: dict[str, 
     if name == "accepted_events":
         batch = s.wh.table("batch_events", WORK) if s.wh.has_table("batch_events", WORK) else None
         staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
+        if staged is not None and touched != ALL:  # the touched conversations' staged events, read already
+            staged = s.wh.table(f"old_{STAGED}", WORK).drop("event_sequence")
         if staged is not None and batch is not None:
             table = staged.select(*batch.columns).union(batch)
         else:
@@ -226,16 +228,21 @@ def _build_model(
     if touched is None:
         log.info("%s: no input changed", m.name)
         return None
+    old_filter, old = None, None
+    if touched != ALL:
+        old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
+        if s.store.live_count(m.name):
+            old = f"old_{m.name}"  # the rows being recomputed, read once (the staged events' input too)
+            s.store.snapshot(m.name, old, old_filter)
     expr = m.fn(**{i: _input(s, m, i, touched, recomputed) for i in m.inputs})
-    old_filter = None
     if touched != ALL:
         expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
-        old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
     if touched == ALL and s.store.live_count(m.name) == 0:
         delta = s.store.insert(m.name, s.wh.compile(expr), run.run_id)  # no copy: nothing to compare with
     else:
         s.wh.materialize(f"new_{m.name}", expr)
-        delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id)
+        delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter,
+                              version=run.run_id, old=old)
     deltas[m.name] = delta
     seconds = time.perf_counter() - t0
     rows = s.store.live_count(m.name)
@@ -301,15 +308,28 @@ def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> 
     return True
 
 
+def _discard_unpublished(s: Session, run: Run) -> None:
+    """End the versions after the published one (failed, killed or rolled back).
+
+    Only when a build ran since the published version: discarding scans every stored table.
+    """
+    current = s.store.current_version()
+    builds_since = s.wh.scalar(
+        f"SELECT count(*) FROM {META}.runs WHERE run_id > ? AND run_id < ? AND command LIKE 'build%'",
+        [current, run.run_id],
+    )
+    if builds_since:
+        with s.wh.transaction():
+            s.store.discard_after(current)
+
+
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
     patterns = list(inputs) if inputs else list(env.inputs)
     command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in patterns)
     with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
         paths = ingest.expand(patterns)
-        with s.wh.transaction():
-            # Versions after the published one (failed, killed or rolled back) end here.
-            s.store.discard_after(s.store.current_version())
+        _discard_unpublished(s, run)
         batch = _stage_inputs(s, paths, run)
         with s.wh.transaction():
             touched = _write(s, batch, run, full_refresh)

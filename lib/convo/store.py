@@ -132,11 +132,22 @@ class Store:
         inserted = self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}"') - before
         return Delta(inserted, 0, None, everything=inserted > 0)
 
-    def merge(self, name: str, new: str, *, key: tuple[str, ...], old_filter: str | None, version: int) -> Delta:
+    def snapshot(self, name: str, into: str, where: str | None) -> None:
+        """Copy the live rows of `name` (restricted by `where`), without load time, to scratch table `into`."""
+        cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
+        restrict = f" AND ({where})" if where else ""
+        self.wh.execute(
+            f'CREATE OR REPLACE TEMP TABLE {WORK}."{into}" AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
+        )
+
+    def merge(
+        self, name: str, new: str, *, key: tuple[str, ...], old_filter: str | None, version: int, old: str | None = None
+    ) -> Delta:
         """Make the live rows of `name` (restricted by `old_filter`) equal to the rows of `new`.
 
         Only rows that differ are touched: changed and vanished rows are retired, new and changed
-        rows inserted. `new` names the scratch table holding the recomputed rows.
+        rows inserted. `new` names the scratch table holding the recomputed rows; `old`, if given,
+        the `snapshot` of the live rows under `old_filter` taken before them.
         """
         src = f'{WORK}."{new}"'
         if old_filter is None and self.live_count(name) == 0:
@@ -144,11 +155,11 @@ class Store:
         self._check_columns(name, src)
 
         cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
-        restrict = f" AND ({old_filter})" if old_filter else ""
-        old, ins, ret, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("old", "ins", "ret", "delta"))
-        self.wh.execute(
-            f'CREATE OR REPLACE TEMP TABLE {old} AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
-        )
+        if old is None:
+            old = f"{new}_old"
+            self.snapshot(name, old, old_filter)
+        old = f'{WORK}."{old}"'
+        ins, ret, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("ins", "ret", "delta"))
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ins} AS SELECT {cols} FROM {src} EXCEPT ALL SELECT {cols} FROM {old}")
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ret} AS SELECT {cols} FROM {old} EXCEPT ALL SELECT {cols} FROM {src}")
         match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
