@@ -231,8 +231,8 @@ def run(
     `version` is the version those views show (volume compares it with the build before it);
     `env` gives the thresholds, the suites' folder, and the folder for Data Docs, which are
     rendered when `data_docs` is set (it takes seconds, so only `convo check` asks for them);
-    `tables` limits the audit to some tables' suites; `rows_schema` names views of the rows an
-    incremental build changed, which the row-level checks then read (the keys of a partition lie
+    `tables` limits the audit to some tables' suites; `rows_schema` holds the rows an
+    incremental build changed (copies of its partitions), which the row-level checks then read (the keys of a partition lie
     in it, so checking the changed partitions covers what the build could break).
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)

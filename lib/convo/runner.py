@@ -176,9 +176,10 @@ def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool)
 def _input(s: Session, m: Model, name: str, touched: str, recomputed: dict[str, str | None]) -> ibis.Table:
     if name == "accepted_events":
         batch = s.wh.table("batch_events", WORK) if s.wh.has_table("batch_events", WORK) else None
-        staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
-        if staged is not None and touched != ALL:  # the touched conversations' staged events, read already
+        if touched != ALL and s.wh.has_table(f"old_{STAGED}", WORK):  # the touched conversations', read already
             staged = s.wh.table(f"old_{STAGED}", WORK).drop("event_sequence")
+        else:
+            staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
         if staged is not None and batch is not None:
             table = staged.select(*batch.columns).union(batch)
         else:
@@ -207,12 +208,16 @@ def _reads_recomputed_rows(s: Session, m: Model, name: str, touched: str, input_
     return s.wh.scalar(outside) == 0
 
 
+def _view_sql(s: Session, m: Model, schema: str) -> str:
+    """The SQL of view model `m` over its inputs in `schema`."""
+    return s.wh.compile(m.fn(**{i: s.wh.table(i, schema) for i in m.inputs}))
+
+
 def _create_views(s: Session, schema: str) -> None:
     """(Re)define the view models in `schema` over the tables of that same schema."""
     for m in models().values():
         if m.materialized == "view":
-            expr = m.fn(**{i: s.wh.table(i, schema) for i in m.inputs})
-            s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {s.wh.compile(expr)}')
+            s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {_view_sql(s, m, schema)}')
 
 
 def _build_model(
@@ -300,8 +305,7 @@ def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> 
             if m.materialized == "view" and all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i))
                                                 for i in m.inputs):
                 # Its inputs' changed rows are copied already: compute it from them.
-                source = s.wh.compile(m.fn(**{i: s.wh.table(i, CHANGES) for i in m.inputs}))
-                source = f"SELECT * FROM ({source})"
+                source = f"SELECT * FROM ({_view_sql(s, m, CHANGES)})"
             rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE "{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
         # Tables, not views: each check then reads the few changed rows, not the table around them.
         s.wh.execute(f"CREATE {rows}")
