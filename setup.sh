@@ -20,7 +20,7 @@ fi
 # Python environment in .venv, exactly as locked in uv.lock.
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-.venv/bin/uv sync --frozen --all-extras --quiet
+.venv/bin/uv sync --frozen --all-extras --compile-bytecode --quiet
 
 if [ "${1:-}" != "--no-run" ]; then
   .venv/bin/convo run --env dev

@@ -510,9 +510,14 @@ def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_a
     with pytest.raises(runner.BuildFailed, match=re.escape(f"{lifecycle}: {check} (1 failing)")):
         runner.build(env, files)
     monkeypatch.undo()
-    # Conversation 30 is not: the build does not read it again (it passed when it was written),
-    # so the build publishes, and `convo check`, which reads every row, finds the defect.
-    env, files = _incremental_build_with_defect(base, tmp_path / "unchanged", monkeypatch, escalated(30))
+    # A row the build writes outside the partitions it recomputed is audited too.
+    env, files = _incremental_build_with_defect(base, tmp_path / "written", monkeypatch, escalated(30))
+    with pytest.raises(runner.BuildFailed, match=re.escape(f"{lifecycle}: {check} (1 failing)")):
+        runner.build(env, files)
+    monkeypatch.undo()
+    # A defect already published in a conversation the build does not touch (30) is not read
+    # again: the build publishes, and `convo check`, which reads every row, finds the defect.
+    env = tampered_copy(base, tmp_path / "unchanged", [escalated(30).tamper])
     run = runner.build(env, files)
     assert run.status == "success" and not failures(run.checks)
     assert {c.table_name for c in run.checks} == set(table_docs())  # every suite ran, on the changed rows

@@ -17,6 +17,7 @@ import hashlib
 import io
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -292,10 +293,13 @@ def land(wh: Warehouse, files: list[InputFile], first_file_id: int) -> dict[int,
     return by_id
 
 
-def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], staged: ibis.Table | None) -> dict[int, FileCounts]:
+def stage_batch(
+    wh: Warehouse, by_id: dict[int, InputFile], staged_events_of: Callable[[str], ibis.Table] | None
+) -> dict[int, FileCounts]:
     """Type the landed rows; write scratch tables batch_events (new, unique) and batch_rejected.
 
-    `staged` holds the events already staged in the warehouse (None when there are none).
+    `staged_events_of(table)` reads the events already staged for the conversations in the
+    `conversation_id` column of a scratch table (None when nothing is staged yet).
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
@@ -329,10 +333,9 @@ def stage_batch(wh: Warehouse, by_id: dict[int, InputFile], staged: ibis.Table |
     t0 = time.perf_counter()
     accepted = wh.materialize("batch_accepted", accepted_events(parsed))  # event ids hashed once
     unique = deduplicate_events(accepted)
-    if staged is not None:
+    if staged_events_of is not None:
         # A copy of a staged event has its conversation: compare with those conversations' events only.
-        known = staged.semi_join(accepted.select("conversation_id").distinct(), "conversation_id")
-        unique = unique.anti_join(known, "event_id")
+        unique = unique.anti_join(staged_events_of("batch_accepted"), "event_id")
     wh.materialize("batch_events", unique)
     log.info("identified and de-duplicated the events in %.1f s", time.perf_counter() - t0)
 

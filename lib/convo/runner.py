@@ -43,6 +43,14 @@ class BuildFailed(RuntimeError):
         self.run = run
 
 
+@dataclass(frozen=True)
+class Written:
+    """What a build wrote: each model's recomputed partitions (see `_touched`) and merge delta."""
+
+    touched: dict[str, str | None]
+    deltas: dict[str, Delta]
+
+
 @dataclass
 class Session:
     """An open environment: its lock, warehouse, versioned store and run log."""
@@ -131,20 +139,19 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
                 if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
-    staged = s.store.live(STAGED).select("event_id", "conversation_id") if s.store.live_count(STAGED) else None
-    counts = ingest.stage_batch(s.wh, by_id, staged)
-    s.wh.materialize(
-        "batch_files",
-        ibis.memtable(
-            [
-                {"file_id": fid, "path": str(f.path), "sha256": f.sha256, "file_format": f.file_format,
-                 "rows_read": counts[fid].rows_read, "rows_staged": counts[fid].rows_staged,
-                 "rows_rejected": counts[fid].rows_rejected, "duplicates_removed": counts[fid].duplicates_removed,
-                 "run_id": run.run_id}
-                for fid, f in by_id.items()
-            ]
-        ),
+    counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s))
+    s.wh.execute(
+        f"CREATE OR REPLACE TEMP TABLE {WORK}.batch_files (file_id BIGINT, path VARCHAR, sha256 VARCHAR,"
+        " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
+        " duplicates_removed BIGINT, run_id BIGINT)"
     )
+    for fid, f in by_id.items():
+        c = counts[fid]
+        s.wh.execute(
+            f"INSERT INTO {WORK}.batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [fid, str(f.path), f.sha256, f.file_format, c.rows_read, c.rows_staged, c.rows_rejected,
+             c.duplicates_removed, run.run_id],
+        )
     for fid, f in by_id.items():
         c = counts[fid]
         run.files.append(FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested",
@@ -152,6 +159,23 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", f.path, c.rows_read,
                  c.rows_staged, c.rows_rejected, c.duplicates_removed)
     return Delta(sum(c.rows_staged for c in counts.values()), 0, "batch_events")
+
+
+def _staged_events_reader(s: Session):
+    """For ingestion: reads the live staged events of the conversations in a scratch table.
+
+    The read is the snapshot the staged events' merge needs (`old_<STAGED>`): the conversations
+    a batch brings are the ones that merge recomputes, so the big table is scanned once for both.
+    """
+    if not s.store.live_count(STAGED):
+        return None
+
+    def read(conversations: str) -> ibis.Table:
+        s.store.snapshot(STAGED, f"old_{STAGED}",
+                         f'conversation_id IN (SELECT conversation_id FROM {WORK}."{conversations}")')
+        return s.wh.table(f"old_{STAGED}", WORK)
+
+    return read
 
 
 # -- models -----------------------------------------------------------------------------------
@@ -236,9 +260,13 @@ def _build_model(
     old_filter, old = None, None
     if touched != ALL:
         old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
-        if s.store.live_count(m.name):
-            old = f"old_{m.name}"  # the rows being recomputed, read once (the staged events' input too)
+        old = f"old_{m.name}"  # the rows being recomputed, read once (the staged events' input too)
+        if s.wh.has_table(old, WORK):  # read while staging, for the conversations of the batch
+            s.wh.execute(f'DELETE FROM {WORK}."{old}" WHERE NOT ({old_filter})')
+        elif s.store.live_count(m.name):
             s.store.snapshot(m.name, old, old_filter)
+        else:
+            old = None
     expr = m.fn(**{i: _input(s, m, i, touched, recomputed) for i in m.inputs})
     if touched != ALL:
         expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
@@ -257,10 +285,10 @@ def _build_model(
     return touched
 
 
-def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> dict[str, str | None] | None:
+def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> Written | None:
     """Write version `run.run_id` from the staged batch (uncommitted until this returns).
 
-    Returns what each model recomputed (see `_touched`), or None when nothing changed.
+    Returns what each model recomputed and merged, or None when nothing changed.
     """
     deltas: dict[str, Delta] = {}
     if batch is not None:
@@ -275,10 +303,10 @@ def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> dic
     for m in models().values():
         touched[m.name] = _build_model(s, m, deltas, run, full_refresh, touched)
     new_files = batch is not None  # recorded even when all their rows were known: a version to publish
-    return touched if new_files or any(d.changed for d in deltas.values()) else None
+    return Written(touched, deltas) if new_files or any(d.changed for d in deltas.values()) else None
 
 
-def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> bool:
+def _stage_changes(s: Session, written: Written, version: int) -> bool:
     """Copies in CHANGES of the rows this build may have changed, for the audit's row-level checks.
 
     A model's changed rows are its live rows in the partitions it recomputed: a whole partition,
@@ -286,6 +314,7 @@ def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> 
     (a key lies in one partition). Ingestion tables are only appended to: their rows of this
     version. False when every table was rebuilt whole (the audit then checks every row anyway).
     """
+    touched = written.touched
     s.wh.execute(f"DROP SCHEMA IF EXISTS {CHANGES} CASCADE")
     if all(t == ALL for t in touched.values()):
         return False
@@ -299,11 +328,12 @@ def _stage_changes(s: Session, touched: dict[str, str | None], version: int) -> 
             rows = f'VIEW {CHANGES}."{name}" AS {every_row}'
         elif touched[name] is None:
             rows = f'VIEW {CHANGES}."{name}" AS {every_row} WHERE false'
+        elif models()[name].materialized == "table":
+            rows = f'TABLE {CHANGES}."{name}" AS {s.store.live_rows_after(name, written.deltas[name], version)}'
         else:
             m = models()[name]
             source = every_row
-            if m.materialized == "view" and all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i))
-                                                for i in m.inputs):
+            if all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i)) for i in m.inputs):
                 # Its inputs' changed rows are copied already: compute it from them.
                 source = f"SELECT * FROM ({_view_sql(s, m, CHANGES)})"
             rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE "{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
@@ -336,15 +366,15 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
         _discard_unpublished(s, run)
         batch = _stage_inputs(s, paths, run)
         with s.wh.transaction():
-            touched = _write(s, batch, run, full_refresh)
-        if touched is None:
+            written = _write(s, batch, run, full_refresh)
+        if written is None:
             run.status, run.message = "noop", "nothing new to load: every input was already ingested"
             run.published_version = s.store.current_version()
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
         _create_views(s, CANDIDATE)
-        scoped = _stage_changes(s, touched, run.run_id)
+        scoped = _stage_changes(s, written, run.run_id)
         log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
         with s.wh.released():
             run.checks = audit.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id,

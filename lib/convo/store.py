@@ -24,6 +24,7 @@ from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
 
 FROM, TO = "_valid_from", "_valid_to"
 LOAD_TIME = "updated_at"
+ROW = "_row"  # a stored row's rowid, kept in snapshots: retiring rows by it needs no scan of their keys
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class Delta:
     retired: int
     table: str | None  # scratch table with the inserted and retired rows, for downstream scopes
     everything: bool = False
+    snapshot: str | None = None  # scratch table: the live rows the merge compared with (`Store.snapshot`)
+    retired_rows: str | None = None  # scratch table: the `ROW`s of the snapshot's rows it retired
 
     @property
     def changed(self) -> bool:
@@ -133,11 +136,14 @@ class Store:
         return Delta(inserted, 0, None, everything=inserted > 0)
 
     def snapshot(self, name: str, into: str, where: str | None) -> None:
-        """Copy the live rows of `name` (restricted by `where`), without load time, to scratch table `into`."""
-        cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
+        """Copy the live rows of `name` (restricted by `where`) to scratch table `into`, with their
+        rowid as `ROW`. The rowids stay valid for the rest of the build: only the build writes the
+        table while it holds the environment's lock, and a rowid moves only when rows are deleted."""
+        cols = ", ".join(f'"{c}"' for c in self.model_columns(name))
         restrict = f" AND ({where})" if where else ""
         self.wh.execute(
-            f'CREATE OR REPLACE TEMP TABLE {WORK}."{into}" AS SELECT {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
+            f'CREATE OR REPLACE TEMP TABLE {WORK}."{into}" AS'
+            f' SELECT rowid AS {ROW}, {cols} FROM {STORE}."{name}" WHERE {TO} IS NULL{restrict}'
         )
 
     def merge(
@@ -155,23 +161,34 @@ class Store:
         self._check_columns(name, src)
 
         cols = ", ".join(f'"{c}"' for c in self.model_columns(name) if c != LOAD_TIME)
+        old_name = old or f"{new}_old"
         if old is None:
-            old = f"{new}_old"
-            self.snapshot(name, old, old_filter)
-        old = f'{WORK}."{old}"'
-        ins, ret, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("ins", "ret", "delta"))
+            self.snapshot(name, old_name, old_filter)
+        old = f'{WORK}."{old_name}"'
+        ins, ret, retired_rows, delta = (f'{WORK}."{new}_{suffix}"' for suffix in ("ins", "ret", "retired", "delta"))
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ins} AS SELECT {cols} FROM {src} EXCEPT ALL SELECT {cols} FROM {old}")
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ret} AS SELECT {cols} FROM {old} EXCEPT ALL SELECT {cols} FROM {src}")
-        match = " AND ".join(f't."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
-        self.wh.execute(
-            f'UPDATE {STORE}."{name}" AS t SET {TO} = {version} FROM {ret} AS r WHERE t.{TO} IS NULL AND {match}'
-        )
+        # Every live row with a changed or vanished key is retired (a key lies in one partition, so in `old`).
+        match = " AND ".join(f'o."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {retired_rows} AS SELECT o.{ROW} FROM {old} AS o SEMI JOIN {ret} AS r ON {match}")
+        self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = {version} WHERE rowid IN (SELECT {ROW} FROM {retired_rows})')
         self.wh.execute(
             f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM {ins}'
         )
         self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {delta} AS SELECT * FROM {ins} UNION ALL SELECT * FROM {ret}")
         inserted, retired = (self.wh.scalar(f"SELECT count(*) FROM {t}") for t in (ins, ret))
-        return Delta(inserted, retired, f"{new}_delta")
+        return Delta(inserted, retired, f"{new}_delta", snapshot=old_name, retired_rows=f"{new}_retired")
+
+    def live_rows_after(self, name: str, delta: Delta, version: int) -> str:
+        """SQL for the live rows of `name` that version `version` may have changed: those of the
+        partitions `delta`'s merge recomputed (the snapshot's rows it kept, and the rows it inserted),
+        and any other row that version wrote. The rows a version wrote lie at the table's end, so
+        zone maps find them without a scan of the whole table."""
+        cols = ", ".join(f'"{c}"' for c in self.model_columns(name))
+        return (
+            f'SELECT {cols} FROM {WORK}."{delta.snapshot}" WHERE {ROW} NOT IN (SELECT {ROW} FROM {WORK}."{delta.retired_rows}")'
+            f' UNION ALL SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version} AND {TO} IS NULL'
+        )
 
     # -- views, publishing, rollback, retention ----------------------------------------------
     def point_views(self, schema: str, version: int, names: list[str]) -> None:
