@@ -247,6 +247,19 @@ def test_dim_agent(wh):
     assert all(a["agent_name"] is None for a in agents.values())
 
 
+def test_int_agent_conversations(wh):
+    rows = query(wh, "SELECT agent_id, first_seen_at, last_seen_at FROM int_agent_conversations"
+                     " WHERE conversation_id = ? ORDER BY agent_id", [c(106)])
+    # 106: agent 7 assigns 8 at 9:01 and 9 at 9:02; 9 replies at 9:30; 8 never acts.
+    assert [(r["agent_id"], r["first_seen_at"], r["last_seen_at"]) for r in rows] == [
+        (7, datetime(2024, 1, 5, 9, 1), datetime(2024, 1, 5, 9, 2)),
+        (8, datetime(2024, 1, 5, 9, 1), datetime(2024, 1, 5, 9, 1)),
+        (9, datetime(2024, 1, 5, 9, 2), datetime(2024, 1, 5, 9, 30)),
+    ]
+    pairs = query(wh, "SELECT count(*) AS n FROM int_agent_conversations")[0]["n"]
+    assert pairs == sum(a["conversations_handled"] for a in query(wh, "SELECT * FROM dim_agent"))  # 6 + 3 + 2
+
+
 def test_factless_event_fact(wh):
     rows = query(wh, "SELECT event, tag, status, agent_id, assigned_agent_id, date_key FROM fact_conversation_events"
                      " WHERE conversation_id = ? ORDER BY event_sequence", [c(106)])

@@ -63,16 +63,13 @@ def dim_user(stg_conversation_events: ir.Table, fact_conversations: ir.Table) ->
     )
 
 
-@model(partition="id", scope={"stg_conversation_events": ("agent_id", "assigned_agent_id")})
-def dim_agent(stg_conversation_events: ir.Table) -> ir.Table:
-    e = stg_conversation_events
-    acted = e.select("conversation_id", "event_at", id=e.agent_id)
-    assigned = e.select("conversation_id", "event_at", id=e.assigned_agent_id)
-    agents = acted.union(assigned).filter(ibis._.id.notnull())
-    handled = agents.group_by("id").aggregate(
-        first_seen_at=agents.event_at.min(),
-        last_seen_at=agents.event_at.max(),
-        conversations_handled=agents.conversation_id.nunique(),
+@model(partition="id", scope={"int_agent_conversations": ("agent_id",)})
+def dim_agent(int_agent_conversations: ir.Table) -> ir.Table:
+    a = int_agent_conversations
+    handled = a.group_by(id=a.agent_id).aggregate(
+        first_seen_at=a.first_seen_at.min(),
+        last_seen_at=a.last_seen_at.max(),
+        conversations_handled=a.count(),
     )
     # Profile attributes: no agent source yet, so they stay NULL rather than hold placeholders.
     return handled.mutate(agent_name=ibis.null("string"), team=ibis.null("string"), hired_at=ibis.null("timestamp"))

@@ -13,16 +13,23 @@ from convo.models.staging import AGENT_MESSAGE, CLOSED, CUSTOMER_MESSAGE, OPEN, 
 FLAG_TAGS = {"payments_related": "payments", "app_related": "app_question", "login_related": "login"}
 
 
-def _involved_agents(events: ir.Table) -> ir.Table:
-    """Distinct agents per conversation: those assigned to it and those who acted in it."""
-    acted = events.select("conversation_id", agent=events.agent_id)
-    assigned = events.select("conversation_id", agent=events.assigned_agent_id)
-    agents = acted.union(assigned).filter(ibis._.agent.notnull())
-    return agents.group_by("conversation_id").aggregate(number_involved_agents=agents.agent.nunique())
-
-
 @model(partition="conversation_id", scope={"stg_conversation_events": ("conversation_id",)})
-def int_conversation_summary(stg_conversation_events: ir.Table) -> ir.Table:
+def int_agent_conversations(stg_conversation_events: ir.Table) -> ir.Table:
+    """Each agent's part in each conversation: assigned to it or acting in it, first and last time."""
+    e = stg_conversation_events
+    acted = e.select("conversation_id", "event_at", agent_id=e.agent_id)
+    assigned = e.select("conversation_id", "event_at", agent_id=e.assigned_agent_id)
+    agents = acted.union(assigned).filter(ibis._.agent_id.notnull())
+    return agents.group_by("conversation_id", "agent_id").aggregate(
+        first_seen_at=agents.event_at.min(), last_seen_at=agents.event_at.max()
+    )
+
+
+@model(
+    partition="conversation_id",
+    scope={"stg_conversation_events": ("conversation_id",), "int_agent_conversations": ("conversation_id",)},
+)
+def int_conversation_summary(stg_conversation_events: ir.Table, int_agent_conversations: ir.Table) -> ir.Table:
     """Everything the conversation-level facts say about a conversation, computed once."""
     e = stg_conversation_events
     is_customer = e.event == CUSTOMER_MESSAGE
@@ -52,7 +59,9 @@ def int_conversation_summary(stg_conversation_events: ir.Table) -> ir.Table:
     )
     status = summary.latest_status.fill_null(OPEN)
     closed_at = ibis.ifelse(status == CLOSED, summary.last_closed_at, ibis.null("timestamp"))
-    agents = _involved_agents(stg_conversation_events)
+    agents = int_agent_conversations.group_by("conversation_id").aggregate(
+        number_involved_agents=int_agent_conversations.count()
+    )
     return (
         summary.left_join(agents, "conversation_id")
         .select(
