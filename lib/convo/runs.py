@@ -108,17 +108,21 @@ class RunLog:
         return ids
 
     def finish(self, run: Run) -> None:
-        self.wh.execute(
-            f"UPDATE {META}.runs SET finished_at = now()::TIMESTAMP, status = ?, message = ?, published_version = ?"
-            " WHERE run_id = ?",
-            [run.status, run.message, run.published_version, run.run_id],
-        )
-        for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
-            for record in records:
-                values = asdict(record)
-                if "result" in values:
-                    values["result"] = json.dumps(values["result"], default=str)
-                cols = ", ".join(["run_id", *values])
-                marks = ", ".join("?" * (len(values) + 1))
-                self.wh.execute(f"INSERT INTO {META}.{table} ({cols}) VALUES ({marks})", [run.run_id, *values.values()])
-
+        """Write the run's outcome and records in one transaction (one commit, not one per row)."""
+        with self.wh.transaction():
+            self.wh.execute(
+                f"UPDATE {META}.runs SET finished_at = now()::TIMESTAMP, status = ?, message = ?, published_version = ?"
+                " WHERE run_id = ?",
+                [run.status, run.message, run.published_version, run.run_id],
+            )
+            for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
+                rows = [asdict(record) for record in records]
+                if not rows:
+                    continue
+                for values in rows:
+                    if "result" in values:
+                        values["result"] = json.dumps(values["result"], default=str)
+                cols = ", ".join(["run_id", *rows[0]])
+                marks = ", ".join("?" * (len(rows[0]) + 1))
+                self.wh.execute_many(f"INSERT INTO {META}.{table} ({cols}) VALUES ({marks})",
+                                     [[run.run_id, *values.values()] for values in rows])

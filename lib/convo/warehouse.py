@@ -69,6 +69,10 @@ class Warehouse:
         cursor = self.con.con.execute(sql, params or [])
         return cursor.fetchall() if cursor.description else []
 
+    def execute_many(self, sql: str, rows: list[list]) -> None:
+        """Run one statement for each parameter row."""
+        self.con.con.executemany(sql, rows)
+
     def scalar(self, sql: str, params: list | None = None):
         rows = self.execute(sql, params)
         return rows[0][0] if rows else None
