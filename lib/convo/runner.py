@@ -145,19 +145,18 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
         " duplicates_removed BIGINT, run_id BIGINT)"
     )
-    for fid, f in by_id.items():
-        c = counts[fid]
-        s.wh.execute(
-            f"INSERT INTO {WORK}.batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [fid, str(f.path), f.sha256, f.file_format, c.rows_read, c.rows_staged, c.rows_rejected,
-             c.duplicates_removed, run.run_id],
-        )
-    for fid, f in by_id.items():
-        c = counts[fid]
-        run.files.append(FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested",
-                                    c.rows_read, c.rows_staged, c.rows_rejected, c.duplicates_removed))
-        log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", f.path, c.rows_read,
-                 c.rows_staged, c.rows_rejected, c.duplicates_removed)
+    records = [FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested", counts[fid].rows_read,
+                          counts[fid].rows_staged, counts[fid].rows_rejected, counts[fid].duplicates_removed)
+               for fid, f in by_id.items()]
+    s.wh.execute_many(
+        f"INSERT INTO {WORK}.batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [[r.file_id, r.path, r.sha256, r.file_format, r.rows_read, r.rows_staged, r.rows_rejected,
+          r.duplicates_removed, run.run_id] for r in records],
+    )
+    for r in records:
+        run.files.append(r)
+        log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", r.path, r.rows_read,
+                 r.rows_staged, r.rows_rejected, r.duplicates_removed)
     return Delta(sum(c.rows_staged for c in counts.values()), 0, "batch_events")
 
 

@@ -116,13 +116,12 @@ class RunLog:
                 [run.status, run.message, run.published_version, run.run_id],
             )
             for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
-                rows = [asdict(record) for record in records]
-                if not rows:
+                if not records:
                     continue
-                for values in rows:
-                    if "result" in values:
-                        values["result"] = json.dumps(values["result"], default=str)
-                cols = ", ".join(["run_id", *rows[0]])
-                marks = ", ".join("?" * (len(rows[0]) + 1))
-                self.wh.execute_many(f"INSERT INTO {META}.{table} ({cols}) VALUES ({marks})",
-                                     [[run.run_id, *values.values()] for values in rows])
+                columns = list(asdict(records[0]))
+                rows = [[run.run_id, *(json.dumps(v, default=str) if c == "result" else v
+                                       for c, v in asdict(record).items())] for record in records]
+                marks = ", ".join("?" * (len(columns) + 1))
+                self.wh.execute_many(
+                    f"INSERT INTO {META}.{table} (run_id, {', '.join(columns)}) VALUES ({marks})", rows
+                )
