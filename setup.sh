@@ -22,7 +22,8 @@ fi
 # (importing Great Expectations from source takes about twice as long).
 [ -x .venv/bin/python ] || "${PYTHON:-python3}" -m venv .venv
 .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-.venv/bin/uv sync --frozen --all-extras --compile-bytecode --quiet
+# JupyterLab (the `lab` extra) is for editing notebooks, not for running them: see the README.
+.venv/bin/uv sync --frozen --extra spark --extra docs --compile-bytecode --quiet
 
 if [ "${1:-}" != "--no-run" ]; then
   .venv/bin/convo run --env dev

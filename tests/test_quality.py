@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -23,7 +24,7 @@ import duckdb
 import pytest
 from conftest import ROOT, make_env, query, write_events
 
-from convo import audit, cli, runner
+from convo import audit, audit_worker, cli, runner
 from convo.models.registry import table_docs
 from convo.quality import suites
 from convo.quality.validate import validate
@@ -433,17 +434,26 @@ def _key_kind(check: str) -> str | None:
 
 
 # -- builds: an error keeps the candidate unpublished, a warning does not ---------------------------
+def _write_defects_before_the_audit(monkeypatch, tampers) -> None:
+    """Builds then write the tampers' defects into their unpublished version, as a model bug would:
+    just before they copy their changed rows for the audit."""
+    real_stage_changes = runner._stage_changes
+
+    def defective_build(s, written, version):
+        con = s.wh.con.con
+        con.execute("CREATE TEMP SEQUENCE IF NOT EXISTS tamper_ids")
+        for tamper in tampers:
+            tamper(Tamper(con, version, CANDIDATE))
+        return real_stage_changes(s, written, version)
+
+    monkeypatch.setattr(runner, "_stage_changes", defective_build)
+
+
 def _build_with_defects(base: Base, tmp_path: Path, monkeypatch, cases: list[Case], **checks):
     """A build of one more file whose unpublished version carries the defects of `cases`."""
     env = tampered_copy(base, tmp_path, [])
     env = dataclasses.replace(env, checks={**env.checks, **checks})
-    real_audit = audit.run
-
-    def audit_defective_candidate(warehouse, schema, **kwargs):
-        apply(warehouse, [c.tamper for c in cases if c.tamper], kwargs["version"], schema)
-        return real_audit(warehouse, schema, **kwargs)
-
-    monkeypatch.setattr(audit, "run", audit_defective_candidate)
+    _write_defects_before_the_audit(monkeypatch, [c.tamper for c in cases if c.tamper])
     events = write_events(tmp_path / "next.csv", [
         ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
     return env, [str(events)]
@@ -481,18 +491,9 @@ def test_a_build_whose_candidate_breaks_only_warn_rules_publishes_and_records_th
 
 
 def _incremental_build_with_defect(base: Base, folder: Path, monkeypatch, case: Case):
-    """A build of one more file whose recomputed rows carry the case's defect, as a model bug would
-    write them: before the build copies its changed rows for the audit."""
+    """A build of one more file whose recomputed rows carry the case's defect."""
     env = tampered_copy(base, folder, [])
-    real_stage_changes = runner._stage_changes
-
-    def defective_model(s, touched, version):
-        con = s.wh.con.con
-        con.execute("CREATE TEMP SEQUENCE IF NOT EXISTS tamper_ids")
-        case.tamper(Tamper(con, version, CANDIDATE))
-        return real_stage_changes(s, touched, version)
-
-    monkeypatch.setattr(runner, "_stage_changes", defective_model)
+    _write_defects_before_the_audit(monkeypatch, [case.tamper])
     events = write_events(folder / "next.csv", [
         ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
     return env, [str(events)]
@@ -522,6 +523,26 @@ def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_a
     assert run.status == "success" and not failures(run.checks)
     assert {c.table_name for c in run.checks} == set(table_docs())  # every suite ran, on the changed rows
     assert set(failures(runner.check(env).checks, lifecycle)) == {check}
+
+
+def test_the_audit_runs_in_a_process_of_its_own_whose_errors_and_log_reach_the_build(
+        base, tmp_path, caplog, monkeypatch):
+    caplog.set_level(logging.INFO, logger="convo")  # as the CLI logs
+    monkeypatch.setattr(audit_worker, "worth_starting", lambda: True)  # as if GX was not imported here
+    env = tampered_copy(base, tmp_path, [])
+    before = published(env)
+    events = write_events(tmp_path / "next.csv", [
+        ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
+    misconfigured = dataclasses.replace(env, checks={"freshness_max_age_days": 1})
+    with pytest.raises(audit.ConfigError, match=re.escape("unknown [checks] settings ['freshness_max_age_days']")) as raised:
+        runner.build(misconfigured, [str(events)])
+    assert "in the audit process" in str(raised.value.__cause__) and "_settings" in str(raised.value.__cause__)
+    assert published(env) == before
+    run = runner.build(env, [str(events)])
+    assert run.status == "success"
+    logged = (env.warehouse.parent / "logs" / env.name / f"run-{run.run_id:06d}.log").read_text()
+    assert "INFO convo.audit_worker: audit process: Great Expectations imported in" in logged
+    assert re.search(r"INFO convo.quality.validate: validated \d+ expectations on convo_candidate", logged)
 
 
 # -- convo check -------------------------------------------------------------------------------------

@@ -13,11 +13,9 @@ earlier successful build to compare with; without them they are skipped, and rep
 from __future__ import annotations
 
 import datetime
-import importlib
 import json
 import logging
 import math
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,20 +32,6 @@ ERROR, WARN = authored.ERROR, authored.WARN
 SAMPLE_SIZE = 5  # offending values shown per failed check
 # The [checks] settings of convo.toml (explained there); all optional.
 SETTINGS = ("freshness_max_age_hours", "volume_max_drop_pct", "volume_max_growth_pct")
-
-
-def import_in_background() -> None:
-    """Start importing Great Expectations (seconds of pure Python) in a thread, so that it overlaps
-    a build's DuckDB work (which runs outside the GIL) instead of delaying its audit; `run` then
-    finds the module imported, or waits for the import to end."""
-
-    def load() -> None:
-        try:
-            importlib.import_module("convo.quality.validate")
-        except Exception as exc:  # the audit imports it again and reports any real error itself
-            log.debug("importing the checks in the background failed: %s", exc)
-
-    threading.Thread(target=load, name="import-great-expectations").start()
 
 
 def load_suites(directory: Path, tables: Iterable[str] | None = None) -> tuple[list[dict], list[CheckRecord]]:

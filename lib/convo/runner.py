@@ -21,7 +21,7 @@ from pathlib import Path
 
 import ibis
 
-from convo import audit, ingest, notify
+from convo import audit, audit_worker, ingest, notify
 from convo.config import Environment
 from convo.lock import exclusive
 from convo.models.registry import Model, models
@@ -126,7 +126,7 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
     return new
 
 
-def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
+def _stage_inputs(s: Session, paths: list[Path], run: Run, auditor: audit_worker.AuditWorker) -> Delta | None:
     """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
 
     Returns the delta of accepted events (None when no file is new). Outside the write
@@ -135,7 +135,8 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     files = _new_files(s, ingest.inspect(s.wh, paths), run)
     if not files:
         return None
-    audit.import_in_background()
+    if audit_worker.worth_starting():
+        auditor.start()  # new rows: there will be an audit, and GX is slow to import
     first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
                 if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
@@ -360,10 +361,11 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
     patterns = list(inputs) if inputs else list(env.inputs)
     command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in patterns)
-    with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
+    with (session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run,
+          contextlib.closing(audit_worker.AuditWorker()) as auditor):
         paths = ingest.expand(patterns)
         _discard_unpublished(s, run)
-        batch = _stage_inputs(s, paths, run)
+        batch = _stage_inputs(s, paths, run, auditor)
         with s.wh.transaction():
             written = _write(s, batch, run, full_refresh)
         if written is None:
@@ -376,8 +378,8 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
         scoped = _stage_changes(s, written, run.run_id)
         log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
         with s.wh.released():
-            run.checks = audit.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id,
-                                   rows_schema=CHANGES if scoped else None)
+            run.checks = auditor.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id,
+                                     rows_schema=CHANGES if scoped else None)
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
             with s.wh.transaction():

@@ -1,0 +1,145 @@
+"""A build's audit in a process of its own, started as soon as the build finds new input.
+
+Importing Great Expectations takes seconds of pure Python. In a thread of the build's process it
+would hold the GIL that the build's own Python (compiling models, driving DuckDB) needs, and the
+build would slow by about as long as the import takes. In its own process, at a lower CPU
+priority, the import only takes what the build leaves of the CPUs, and it is done by the time the
+audit starts. The worker opens the warehouse only for the audit, while the build has released it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import importlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import sys
+import time
+import traceback
+from multiprocessing.connection import Connection
+
+from convo import audit
+from convo.runs import CheckRecord
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1  # prctl(2)
+VALIDATE = "convo.quality.validate"  # the module that imports Great Expectations
+BACKGROUND_NICENESS = 10  # the import yields the CPUs to the build; nothing else runs during the audit
+
+
+class AuditProcessError(RuntimeError):
+    """The worker's own traceback, chained to the exception it raised."""
+
+
+def worth_starting() -> bool:
+    """Whether a worker would hide anything: not in a process that has imported GX already (a
+    notebook kernel or a test session that audited before), where the audit then runs in place."""
+    return VALIDATE not in sys.modules
+
+
+class AuditWorker:
+    """A child process for one build's audit: `start` it early (it imports GX), `run` the audit
+    there later (once), and always `close` it. Not started, `run` audits in this process."""
+
+    def __init__(self) -> None:
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._answered = False
+
+    def start(self) -> None:
+        if self._process is not None:
+            return
+        # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse.
+        context = multiprocessing.get_context("spawn")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name="convo-audit", daemon=True)
+        self._process.start()
+        child_end.close()
+
+    def run(self, *args, **kwargs) -> list[CheckRecord]:
+        """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here."""
+        if self._process is None:
+            return audit.run(*args, **kwargs)
+        self._connection.send((args, kwargs))
+        try:
+            records, error, logged = self._connection.recv()
+        except EOFError:
+            self._process.join()
+            raise AuditProcessError(f"the audit process ended without an answer (exit code {self._process.exitcode})")
+        self._answered = True
+        for fields in logged:  # as if logged here, at the time the worker logged them
+            logger = logging.getLogger(fields["name"])
+            if logger.isEnabledFor(fields["levelno"]):
+                logger.handle(logging.makeLogRecord(fields))
+        if error is not None:
+            exc, remote_traceback = error
+            raise exc from AuditProcessError(f"in the audit process:\n{remote_traceback}")
+        return records
+
+    def close(self) -> None:
+        """Stop the worker; at once unless it has answered (the build ended or was interrupted)."""
+        if self._process is None:
+            return
+        self._connection.close()
+        if not self._answered:
+            self._process.kill()
+        self._process.join()
+
+
+class _Collect(logging.Handler):
+    """Keeps the worker's log records, as fields that pickle, to be logged again by the build."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[dict] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None}
+        if record.exc_info:
+            fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
+        self.records.append(fields)
+
+
+def _end_with_the_build(build_pid: int) -> None:
+    """Die when the build's process does, even by SIGKILL: the audit would still hold the warehouse
+    open, and the next build could not open it. (Linux; elsewhere `close` ends the worker.)"""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != build_pid:  # it died before prctl
+        os._exit(1)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc`, or its text if it would not survive the trip back to the build."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return AuditProcessError(f"{type(exc).__name__}: {exc}")
+
+
+def _serve(connection: Connection, build_pid: int) -> None:
+    _end_with_the_build(build_pid)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the build, which then ends this
+    os.nice(BACKGROUND_NICENESS)
+    collect = _Collect()
+    convo_log = logging.getLogger("convo")
+    convo_log.addHandler(collect)
+    convo_log.setLevel(logging.DEBUG)  # the build's process filters what it logs again
+    started = time.perf_counter()
+    importlib.import_module(VALIDATE)
+    log.info("audit process: Great Expectations imported in %.1f s, alongside the build", time.perf_counter() - started)
+    try:
+        args, kwargs = connection.recv()
+    except EOFError:  # the build ended without an audit
+        os._exit(0)
+    try:
+        answer = (audit.run(*args, **kwargs), None, collect.records)
+    except BaseException as exc:
+        answer = (None, (_portable(exc), traceback.format_exc()), collect.records)
+    connection.send(answer)
+    connection.close()
+    os._exit(0)  # skips tearing down GX's modules, a second or more

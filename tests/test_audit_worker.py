@@ -1,0 +1,62 @@
+"""The process a build audits in: it ends with the build, however the build ends."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import subprocess
+import sys
+import time
+
+from convo.audit_worker import BACKGROUND_NICENESS, AuditWorker
+
+# A build's process that starts its audit worker, says the worker's pid, then waits to be killed.
+BUILD = """
+import multiprocessing, sys, time
+from convo.audit_worker import AuditWorker
+if __name__ == "__main__":
+    AuditWorker().start()
+    print(multiprocessing.active_children()[0].pid, flush=True)
+    time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended; only its entry is left
+        return stat.read().split(") ")[1][0] != "Z"
+
+
+def test_a_worker_never_asked_to_audit_ends_when_the_build_closes_it():
+    worker = AuditWorker()
+    worker.start()
+    (child,) = multiprocessing.active_children()
+    started = time.monotonic()
+    worker.close()  # without waiting for it to finish importing Great Expectations
+    assert not child.is_alive() and child.exitcode is not None
+    assert time.monotonic() - started < 2
+
+
+def test_the_worker_dies_with_a_killed_build(tmp_path):
+    script = tmp_path / "build.py"
+    script.write_text(BUILD)
+    build = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    worker_pid = int(build.stdout.readline())
+    # Once it has set itself up, it imports Great Expectations, which takes seconds.
+    assert _within(10, lambda: os.getpriority(os.PRIO_PROCESS, worker_pid) == BACKGROUND_NICENESS)
+    build.kill()
+    build.wait()
+    # At once: it would otherwise go on importing, then audit an abandoned version.
+    assert _within(1, lambda: not _alive(worker_pid))
+
+
+def _within(seconds: float, condition) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
