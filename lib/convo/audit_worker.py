@@ -2,13 +2,15 @@
 
 Importing Great Expectations takes seconds of pure Python. In a thread of the build's process it
 would hold the GIL that the build's own Python (compiling models, driving DuckDB) needs, and the
-build would slow by about as long as the import takes. In its own process, at a lower CPU
-priority, the import only takes what the build leaves of the CPUs, and it is done by the time the
-audit starts. The worker opens the warehouse only for the audit, while the build has released it.
+build would slow by about as long as the import takes. In its own process it only shares the
+CPUs, and it is done by the time the audit starts. (At a lower CPU priority it was starved while
+the build kept both cores busy, and the audit then waited for it.) The worker opens the warehouse
+only for the audit, while the build has released it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import importlib
 import logging
@@ -19,15 +21,16 @@ import signal
 import sys
 import time
 import traceback
+from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
 from convo import audit
 from convo.runs import CheckRecord
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG = 1  # prctl(2)
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # prctl(2)
+PROCESS_NAME = "convo-audit"  # as ps and top show it
 VALIDATE = "convo.quality.validate"  # the module that imports Great Expectations
-BACKGROUND_NICENESS = 10  # the import yields the CPUs to the build; nothing else runs during the audit
 
 
 class AuditProcessError(RuntimeError):
@@ -40,6 +43,19 @@ def worth_starting() -> bool:
     return VALIDATE not in sys.modules
 
 
+@contextlib.contextmanager
+def for_build() -> Iterator[AuditWorker]:
+    """A worker for one build, started at once where that hides GX's import; always closed
+    (a build that ends without an audit, nothing new to load or a busy environment, ends it)."""
+    worker = AuditWorker()
+    if worth_starting():
+        worker.start()
+    try:
+        yield worker
+    finally:
+        worker.close()
+
+
 class AuditWorker:
     """A child process for one build's audit: `start` it early (it imports GX), `run` the audit
     there later (once), and always `close` it. Not started, `run` audits in this process."""
@@ -50,12 +66,10 @@ class AuditWorker:
         self._answered = False
 
     def start(self) -> None:
-        if self._process is not None:
-            return
         # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse.
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name="convo-audit", daemon=True)
+        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME, daemon=True)
         self._process.start()
         child_end.close()
 
@@ -105,11 +119,15 @@ class _Collect(logging.Handler):
 
 def _end_with_the_build(build_pid: int) -> None:
     """Die when the build's process does, even by SIGKILL: the audit would still hold the warehouse
-    open, and the next build could not open it. (Linux; elsewhere `close` ends the worker.)"""
-    if sys.platform.startswith("linux"):
-        ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    open, and the next build could not open it. Then take the worker's name. (Linux; elsewhere
+    `close` ends the worker.)"""
+    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+    if libc:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != build_pid:  # it died before prctl
         os._exit(1)
+    if libc:
+        libc.prctl(PR_SET_NAME, PROCESS_NAME.encode())
 
 
 def _portable(exc: BaseException) -> BaseException:
@@ -124,7 +142,6 @@ def _portable(exc: BaseException) -> BaseException:
 def _serve(connection: Connection, build_pid: int) -> None:
     _end_with_the_build(build_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the build, which then ends this
-    os.nice(BACKGROUND_NICENESS)
     collect = _Collect()
     convo_log = logging.getLogger("convo")
     convo_log.addHandler(collect)

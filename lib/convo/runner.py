@@ -126,7 +126,7 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
     return new
 
 
-def _stage_inputs(s: Session, paths: list[Path], run: Run, auditor: audit_worker.AuditWorker) -> Delta | None:
+def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
 
     Returns the delta of accepted events (None when no file is new). Outside the write
@@ -135,8 +135,6 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run, auditor: audit_worker
     files = _new_files(s, ingest.inspect(s.wh, paths), run)
     if not files:
         return None
-    if audit_worker.worth_starting():
-        auditor.start()  # new rows: there will be an audit, and GX is slow to import
     first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
                 if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
@@ -361,11 +359,11 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
     patterns = list(inputs) if inputs else list(env.inputs)
     command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in patterns)
-    with (session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run,
-          contextlib.closing(audit_worker.AuditWorker()) as auditor):
+    with (audit_worker.for_build() as auditor, session(env, "build") as s,
+          recorded(s, command, full_refresh=full_refresh) as run):
         paths = ingest.expand(patterns)
         _discard_unpublished(s, run)
-        batch = _stage_inputs(s, paths, run, auditor)
+        batch = _stage_inputs(s, paths, run)
         with s.wh.transaction():
             written = _write(s, batch, run, full_refresh)
         if written is None:
