@@ -45,6 +45,7 @@ class Timing:
 def run(cmd: list[str], label: str) -> Timing:
     """Run a command; its wall time and the peak RSS of its process tree's largest process."""
     print(f"  {label}: {' '.join(str(c) for c in cmd)}", flush=True)
+    os.sync()  # the previous command's dirty pages are written now, not during this one's fsyncs
     start = time.perf_counter()
     process = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     _, status, usage = os.wait4(process.pid, 0)
@@ -87,6 +88,7 @@ def reference(events: Path, db: Path) -> Timing:
         "con.execute(sys.stdin.read())"
     )
     print(f"  reference: plain SQL pass over {events.name}", flush=True)
+    os.sync()
     start = time.perf_counter()
     process = subprocess.Popen([PYTHON, "-c", script, str(db)], stdin=subprocess.PIPE, text=True)
     process.stdin.write(sql)
