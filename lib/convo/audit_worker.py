@@ -19,6 +19,7 @@ import os
 import pickle
 import signal
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -148,6 +149,12 @@ def _serve(connection: Connection, build_pid: int) -> None:
     convo_log.setLevel(logging.DEBUG)  # the build's process filters what it logs again
     started = time.perf_counter()
     importlib.import_module(VALIDATE)
+    # GX opens a (disabled) tqdm bar per suite. tqdm's default lock holds a multiprocessing
+    # semaphore, which this process, leaving by os._exit, would leave to the resource tracker's
+    # "leaked semaphore" warning at the end of every build; one audit needs only a thread lock.
+    from tqdm import tqdm  # GX's progress bars
+
+    tqdm.set_lock(threading.RLock())
     log.info("audit process: Great Expectations imported in %.1f s, alongside the build", time.perf_counter() - started)
     try:
         args, kwargs = connection.recv()
