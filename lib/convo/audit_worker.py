@@ -1,9 +1,9 @@
-"""A build's audit in a process of its own, started as soon as the build finds new input.
+"""A build's audit in a process of its own, started as the build starts.
 
 Importing Great Expectations takes seconds of pure Python. In a thread of the build's process it
 would hold the GIL that the build's own Python (compiling models, driving DuckDB) needs, and the
 build would slow by about as long as the import takes. In its own process it only shares the
-CPUs, and it is done by the time the audit starts. (At a lower CPU priority it was starved while
+CPUs, and it is usually done by the time the audit starts. (At a lower CPU priority it was starved while
 the build kept both cores busy, and the audit then waited for it.) The worker opens the warehouse
 only for the audit, while the build has released it.
 """
