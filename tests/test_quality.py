@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import multiprocessing
 import re
 import shutil
 import subprocess
@@ -542,7 +543,28 @@ def test_the_audit_runs_in_a_process_of_its_own_whose_errors_and_log_reach_the_b
     assert run.status == "success"
     logged = (env.warehouse.parent / "logs" / env.name / f"run-{run.run_id:06d}.log").read_text()
     assert "INFO convo.audit_worker: audit process: Great Expectations imported in" in logged
-    assert re.search(r"INFO convo.quality.validate: validated \d+ expectations on convo_candidate", logged)
+    # The audit process shares the suites out with one more process: the environment has 2 threads.
+    assert re.search(r"INFO convo.quality.validate: validated \d+ expectations on convo_candidate in [\d.]+ s"
+                     r" by 2 processes", logged)
+
+
+def test_suites_shared_out_between_processes_give_what_one_process_gives(base, tmp_path):
+    cases = all_cases(base)
+    env = tampered_copy(base, tmp_path, [cases["fact_conversations: user_id is found in dim_user.id"].tamper,
+                                         cases["stg_conversation_events: event is a known event type"].tamper])
+
+    def audited(processes: int) -> list[str]:
+        records = [dataclasses.asdict(r) for r in audit.run(env.warehouse, PUBLISHED, env=env, version=2,
+                                                            processes=processes)]
+        for r in records:
+            r["result"]["expectation_config"].pop("id", None)  # GX gives each expectation a new UUID
+        return sorted(json.dumps(r, sort_keys=True, default=str) for r in records)
+
+    alone = audited(1)
+    assert [json.loads(r)["check_name"] for r in alone if not json.loads(r)["success"]].count(
+        "user_id is found in dim_user.id") == 1
+    assert audited(3) == alone
+    assert not multiprocessing.active_children()  # the forked processes have ended
 
 
 # -- convo check -------------------------------------------------------------------------------------
@@ -589,7 +611,7 @@ def test_gx_reads_duckdb_results_through_the_persisted_connection_shim(tmp_path)
     con.close()
     suite = {"name": "t", "expectations": [suites.not_null("x", "test")]}
     results = validate(path, "main", [suite], parameters={}, run_name="shim")["t"]
-    outcome = results[0].to_json_dict()
+    outcome = results[0]
     assert outcome["exception_info"]["raised_exception"] is False
     assert (outcome["success"], outcome["result"]["unexpected_count"]) == (False, 1)
     duckdb.connect(str(path)).close()  # the file can be opened read-write again: GX let go of it

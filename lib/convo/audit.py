@@ -209,6 +209,7 @@ def run(
     tables: Iterable[str] | None = None,
     rows_schema: str | None = None,
     data_docs: bool = False,
+    processes: int = 1,
 ) -> list[CheckRecord]:
     """Every check on the tables in `schema` (the candidate or the published views).
 
@@ -258,6 +259,7 @@ def run(
         docs_dir=env.reports_dir / env.name / "data_docs" if env and data_docs else None,
         threads=env.threads if env else 2,
         memory_limit=env.memory_limit if env else "4GB",
+        processes=processes,
     )
     notes = {
         (data["name"], e["description"]): "; ".join(dict.fromkeys(p.notes[n] for n in _parameter_names(e))) or None
@@ -265,7 +267,6 @@ def run(
         for e in data["expectations"]
     }
     for table, table_results in results.items():
-        for r in table_results:
-            result = r.to_json_dict()
+        for result in table_results:
             records.append(record(table, result, notes[table, result["expectation_config"]["description"]]))
     return records

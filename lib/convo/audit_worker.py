@@ -11,31 +11,24 @@ only for the audit, while the build has released it.
 from __future__ import annotations
 
 import contextlib
-import ctypes
+import functools
 import importlib
 import logging
 import multiprocessing
 import os
-import pickle
 import signal
 import sys
 import threading
 import time
-import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
-from convo import audit
+from convo import audit, child
 from convo.runs import CheckRecord
 
 log = logging.getLogger(__name__)
-PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # prctl(2)
 PROCESS_NAME = "convo-audit"  # as ps and top show it
 VALIDATE = "convo.quality.validate"  # the module that imports Great Expectations
-
-
-class AuditProcessError(RuntimeError):
-    """The worker's own traceback, chained to the exception it raised."""
 
 
 def worth_starting() -> bool:
@@ -67,10 +60,11 @@ class AuditWorker:
         self._answered = False
 
     def start(self) -> None:
-        # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse.
+        # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse. Not a
+        # daemon, which may not fork: `close` and `end_with_parent` see to its end instead.
         context = multiprocessing.get_context("spawn")
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME, daemon=True)
+        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME)
         self._process.start()
         child_end.close()
 
@@ -80,19 +74,9 @@ class AuditWorker:
             return audit.run(*args, **kwargs)
         self._connection.send((args, kwargs))
         try:
-            records, error, logged = self._connection.recv()
-        except EOFError:
-            self._process.join()
-            raise AuditProcessError(f"the audit process ended without an answer (exit code {self._process.exitcode})")
-        self._answered = True
-        for fields in logged:  # as if logged here, at the time the worker logged them
-            logger = logging.getLogger(fields["name"])
-            if logger.isEnabledFor(fields["levelno"]):
-                logger.handle(logging.makeLogRecord(fields))
-        if error is not None:
-            exc, remote_traceback = error
-            raise exc from AuditProcessError(f"in the audit process:\n{remote_traceback}")
-        return records
+            return child.receive(self._connection, self._process, "the audit process")
+        finally:
+            self._answered = True
 
     def close(self) -> None:
         """Stop the worker; at once unless it has answered (the build ended or was interrupted)."""
@@ -104,50 +88,14 @@ class AuditWorker:
         self._process.join()
 
 
-class _Collect(logging.Handler):
-    """Keeps the worker's log records, as fields that pickle, to be logged again by the build."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.DEBUG)
-        self.records: list[dict] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        fields = {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None}
-        if record.exc_info:
-            fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
-        self.records.append(fields)
-
-
-def _end_with_the_build(build_pid: int) -> None:
-    """Die when the build's process does, even by SIGKILL: the audit would still hold the warehouse
-    open, and the next build could not open it. Then take the worker's name. (Linux; elsewhere
-    `close` ends the worker.)"""
-    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
-    if libc:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != build_pid:  # it died before prctl
-        os._exit(1)
-    if libc:
-        libc.prctl(PR_SET_NAME, PROCESS_NAME.encode())
-
-
-def _portable(exc: BaseException) -> BaseException:
-    """`exc`, or its text if it would not survive the trip back to the build."""
-    try:
-        pickle.loads(pickle.dumps(exc))
-        return exc
-    except Exception:
-        return AuditProcessError(f"{type(exc).__name__}: {exc}")
-
-
 def _serve(connection: Connection, build_pid: int) -> None:
-    _end_with_the_build(build_pid)
+    child.end_with_parent(build_pid, PROCESS_NAME)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the build, which then ends this
-    collect = _Collect()
-    convo_log = logging.getLogger("convo")
-    convo_log.addHandler(collect)
-    convo_log.setLevel(logging.DEBUG)  # the build's process filters what it logs again
+    logged = child.LogCollector.install()
     started = time.perf_counter()
+    # GX imports pyspark where it is installed (the `spark` extra), for Spark data sources: half a
+    # second of CPU taken from the build. An audit reads the warehouse in SQL only.
+    sys.modules["pyspark"] = None  # `import pyspark` raises ImportError, which GX expects
     importlib.import_module(VALIDATE)
     # GX opens a (disabled) tqdm bar per suite. tqdm's default lock holds a multiprocessing
     # semaphore, which this process, leaving by os._exit, would leave to the resource tracker's
@@ -160,10 +108,8 @@ def _serve(connection: Connection, build_pid: int) -> None:
         args, kwargs = connection.recv()
     except EOFError:  # the build ended without an audit
         os._exit(0)
-    try:
-        answer = (audit.run(*args, **kwargs), None, collect.records)
-    except BaseException as exc:
-        answer = (None, (_portable(exc), traceback.format_exc()), collect.records)
-    connection.send(answer)
-    connection.close()
+    # This process holds nothing a fork must not copy, so it shares the suites out between
+    # processes, one per core the environment may use: GX validates mostly in Python.
+    processes = kwargs["env"].threads if kwargs.get("env") else 1
+    child.answer(connection, functools.partial(audit.run, *args, processes=processes, **kwargs), logged)
     os._exit(0)  # skips tearing down GX's modules, a second or more

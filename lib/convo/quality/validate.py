@@ -1,14 +1,17 @@
 """Run GX suites on the tables of one schema of a warehouse file, in SQL inside DuckDB.
 
 Importing this module imports Great Expectations (several seconds), so only code that validates
-imports it, lazily. One ephemeral GX context serves a whole audit: one SQL data source on the
-file (read-only), one query asset and validation definition per suite, one checkpoint.
+imports it, lazily. One ephemeral GX context per process serves an audit: one SQL data source
+on the file (read-only), one query asset and validation definition per suite part, each run
+as soon as it is defined.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 import great_expectations as gx  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 
+from convo import child  # noqa: E402
 from convo.quality.gx_duckdb import keep_duckdb_connections  # noqa: E402
 from convo.quality.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 
@@ -109,41 +113,95 @@ def validate(
     docs_dir: Path | None = None,
     threads: int = 2,
     memory_limit: str = "4GB",
-) -> dict[str, list]:
+    processes: int = 1,
+) -> dict[str, list[dict]]:
     """Validate each suite against the table of the same name in `schema`.
 
     With `rows_schema`, the row-level checks read the table's rows in that schema instead (the
     rows an incremental build changed); cross-table SQL always reads `schema`.
 
-    Returns the GX ExpectationValidationResults by table. Data Docs for this run are written to
-    `docs_dir` (replacing the previous ones) when it is given.
+    Returns the GX ExpectationValidationResults, as JSON, by table. Data Docs for this run are
+    written to `docs_dir` (replacing the previous ones) when it is given.
+
+    With `processes` > 1 the suites are shared out between that many processes, forked here:
+    GX spends most of an audit in Python, so one process keeps about one core busy. Only a
+    process that can be forked safely asks for that (the build's audit process), and only
+    without Data Docs, which are rendered from one context's results.
     """
+    parts = sorted(
+        ((part, batch_schema, table["name"]) for table in suites for part, batch_schema in _batches(table, schema, rows_schema)),
+        key=lambda p: -_cost(p[0]),
+    )
+    processes = 1 if docs_dir is not None else max(1, min(processes, len(parts)))
+    t0 = time.perf_counter()
+    turns = _Turns(len(parts))
+    share = functools.partial(_validate_parts, parts, turns, warehouse=warehouse, schema=schema,
+                              parameters=parameters, run_name=run_name, docs_dir=docs_dir, threads=threads,
+                              memory_limit=memory_limit)
+    with child.forked([share] * (processes - 1), "convo-audit") as others:
+        results = share()
+        for other in others:
+            for table, table_results in other.result().items():
+                results.setdefault(table, []).extend(table_results)
+    log.info("validated %d expectations on %s in %.1f s%s", sum(len(s["expectations"]) for s in suites), schema,
+             time.perf_counter() - t0, f" by {processes} processes" if processes > 1 else "")
+    return results
+
+
+def _cost(part: dict) -> int:
+    """A part's rough cost, to validate the costliest first: its expectations, and again its SQL
+    checks, which read whole tables of the version."""
+    return len(part["expectations"]) + sum(e["type"] == "unexpected_rows_expectation" for e in part["expectations"])
+
+
+class _Turns:
+    """Hands out the numbers 0..n-1, in order, to whichever process asks next: a pipe holding
+    one byte per number, which forked processes share, each read taking the next byte."""
+
+    def __init__(self, n: int):
+        if n > 256:
+            raise ValueError(f"{n} suite parts; one byte numbers at most 256")
+        self._read, write = os.pipe()
+        os.write(write, bytes(range(n)))
+        os.close(write)
+
+    def __iter__(self) -> Iterator[int]:
+        while number := os.read(self._read, 1):
+            yield number[0]
+
+
+def _validate_parts(
+    parts: list[tuple[dict, str, str]],
+    turns: _Turns,
+    *,
+    warehouse: Path,
+    schema: str,
+    parameters: dict,
+    run_name: str,
+    docs_dir: Path | None,
+    threads: int,
+    memory_limit: str,
+) -> dict[str, list[dict]]:
+    """Validate the suite parts (suite, schema its batch reads, table) whose turn this process
+    takes, in one GX context: each a query asset, suite and validation definition."""
     context = _context(docs_dir)
+    run_id = RunIdentifier(run_name=run_name)
+    by_table: dict[str, list[dict]] = {}
     with _sql_source(context, warehouse, threads=threads, memory_limit=memory_limit) as source:
-        definitions, tables = [], {}
-        for table in suites:
-            for data, batch_schema in _batches(table, schema, rows_schema):
-                tables[data["name"]] = table["name"]
-                # A query asset, not a table asset: GX then reads the columns from the query instead
-                # of reflecting the table, which costs more than validating it on small tables.
-                query = f'SELECT * FROM {batch_schema}."{table["name"]}"'
-                batch = source.add_query_asset(data["name"], query=query)
-                definitions.append(
-                    context.validation_definitions.add(
-                        gx.ValidationDefinition(
-                            name=data["name"],
-                            data=batch.add_batch_definition_whole_table("whole table"),
-                            suite=context.suites.add(gx_suite(data, schema)),
-                        )
-                    )
+        for number in turns:
+            data, batch_schema, table = parts[number]
+            # A query asset, not a table asset: GX then reads the columns from the query instead
+            # of reflecting the table, which costs more than validating it on small tables.
+            batch = source.add_query_asset(data["name"], query=f'SELECT * FROM {batch_schema}."{table}"')
+            definition = context.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=data["name"],
+                    data=batch.add_batch_definition_whole_table("whole table"),
+                    suite=context.suites.add(gx_suite(data, schema)),
                 )
-        checkpoint = context.checkpoints.add(
-            gx.Checkpoint(name="audit", validation_definitions=definitions, result_format=RESULT_FORMAT)
-        )
-        t0 = time.perf_counter()
-        result = checkpoint.run(expectation_parameters=parameters, run_id=RunIdentifier(run_name=run_name))
-        log.info("validated %d expectations on %s in %.1f s", sum(len(s["expectations"]) for s in suites), schema,
-                 time.perf_counter() - t0)
+            )
+            result = definition.run(expectation_parameters=parameters, result_format=RESULT_FORMAT, run_id=run_id)
+            by_table.setdefault(table, []).extend(r.to_json_dict() for r in result.results)
     if docs_dir is not None:
         # The in-memory stores hold only this run, so the site would list only it; remove the
         # pages of earlier runs instead of leaving them unlinked.
@@ -152,7 +210,4 @@ def validate(
             shutil.rmtree(docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE])
         log.info("data docs written to %s in %.1f s", docs_dir, time.perf_counter() - t0)
-    by_table: dict[str, list] = {}
-    for validation in result.run_results.values():
-        by_table.setdefault(tables[validation.suite_name], []).extend(validation.results)
     return by_table
