@@ -165,31 +165,28 @@ class Store:
         if old is None:
             self.snapshot(name, old_name, old_filter)
         old = f'{WORK}."{old_name}"'
-        diff, ins, ret, retired_rows, delta = (
-            f'{WORK}."{new}_{suffix}"' for suffix in ("diff", "ins", "ret", "retired", "delta")
-        )
+        diff, retired_rows = (f'{WORK}."{new}_{suffix}"' for suffix in ("diff", "retired"))
         # One aggregation counts each distinct row in new minus in old: rows to insert (> 0, that
         # many copies) and to retire (< 0). The same as `new EXCEPT ALL old` and `old EXCEPT ALL new`.
+        # Its rows are also the merge's delta: downstream models read their partitions from it.
         self.wh.execute(
             f"CREATE OR REPLACE TEMP TABLE {diff} AS SELECT {cols}, sum(_side)::BIGINT AS _change FROM"
             f" (SELECT {cols}, 1 AS _side FROM {src} UNION ALL SELECT {cols}, -1 AS _side FROM {old})"
             " GROUP BY ALL HAVING sum(_side) <> 0"
         )
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ins} AS SELECT {cols} FROM"
-                        f" (SELECT *, unnest(range(_change)) AS _copy FROM {diff} WHERE _change > 0)")
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {ret} AS SELECT {cols} FROM {diff} WHERE _change < 0")
         # Every live row with a changed or vanished key is retired (a key lies in one partition, so in `old`).
         match = " AND ".join(f'o."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {retired_rows} AS SELECT o.{ROW} FROM {old} AS o SEMI JOIN {ret} AS r ON {match}")
+        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {retired_rows} AS SELECT o.{ROW} FROM {old} AS o"
+                        f" SEMI JOIN (SELECT * FROM {diff} WHERE _change < 0) AS r ON {match}")
         self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = {version} WHERE rowid IN (SELECT {ROW} FROM {retired_rows})')
         self.wh.execute(
-            f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM {ins}'
+            f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM'
+            f" (SELECT *, unnest(range(_change)) FROM {diff} WHERE _change > 0)"
         )
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {delta} AS SELECT * FROM {ins} UNION ALL SELECT * FROM {ret}")
         inserted, retired = self.wh.execute(
             f"SELECT coalesce(sum(_change) FILTER (_change > 0), 0), coalesce(-sum(_change) FILTER (_change < 0), 0) FROM {diff}"
         )[0]
-        return Delta(inserted, retired, f"{new}_delta", snapshot=old_name, retired_rows=f"{new}_retired")
+        return Delta(inserted, retired, f"{new}_diff", snapshot=old_name, retired_rows=f"{new}_retired")
 
     def live_rows_after(self, name: str, delta: Delta, version: int) -> str:
         """SQL for the live rows of `name` that version `version` may have changed: those of the
