@@ -83,18 +83,18 @@ def test_a_forked_child_dies_with_its_killed_parent(tmp_path):
 
 
 def test_processes_sharing_turns_each_take_different_ones_and_together_all():
-    turns = _Turns(200)
-
-    def take() -> list[int]:
+    def take(turns: _Turns) -> list[int]:
         taken = []
         for number in turns:
             taken.append(number)
             time.sleep(0.001)  # let the others take some
         return taken
 
-    with child.forked([take, take], "convo-test") as others:
-        mine = take()
+    with _Turns(200) as turns, child.forked([lambda: take(turns)] * 2, "convo-test") as others:
+        mine = take(turns)
         theirs = [other.result() for other in others]
+    with pytest.raises(OSError):  # the pipe is closed
+        os.fstat(turns._read)
     everyone = mine + theirs[0] + theirs[1]
     assert sorted(everyone) == list(range(200))
     assert all(len(taken) > 0 for taken in (mine, *theirs))

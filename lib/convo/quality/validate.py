@@ -134,15 +134,15 @@ def validate(
     )
     processes = 1 if docs_dir is not None else max(1, min(processes, len(parts)))
     t0 = time.perf_counter()
-    turns = _Turns(len(parts))
-    share = functools.partial(_validate_parts, parts, turns, warehouse=warehouse, schema=schema,
-                              parameters=parameters, run_name=run_name, docs_dir=docs_dir, threads=threads,
-                              memory_limit=memory_limit)
-    with child.forked([share] * (processes - 1), "convo-audit") as others:
-        results = share()
-        for other in others:
-            for table, table_results in other.result().items():
-                results.setdefault(table, []).extend(table_results)
+    with _Turns(len(parts)) as turns:
+        share = functools.partial(_validate_parts, parts, turns, warehouse=warehouse, schema=schema,
+                                  parameters=parameters, run_name=run_name, docs_dir=docs_dir, threads=threads,
+                                  memory_limit=memory_limit)
+        with child.forked([share] * (processes - 1), "convo-audit") as others:
+            results = share()
+            for other in others:
+                for table, table_results in other.result().items():
+                    results.setdefault(table, []).extend(table_results)
     log.info("validated %d expectations on %s in %.1f s%s", sum(len(s["expectations"]) for s in suites), schema,
              time.perf_counter() - t0, f" by {processes} processes" if processes > 1 else "")
     return results
@@ -168,6 +168,12 @@ class _Turns:
     def __iter__(self) -> Iterator[int]:
         while number := os.read(self._read, 1):
             yield number[0]
+
+    def __enter__(self) -> _Turns:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        os.close(self._read)
 
 
 def _validate_parts(
