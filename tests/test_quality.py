@@ -28,7 +28,7 @@ from conftest import ROOT, make_env, query, write_events
 from convo import audit, audit_worker, cli, runner
 from convo.models.registry import table_docs
 from convo.quality import suites
-from convo.quality.validate import validate
+from convo.quality.validate import _context, _share, _sql_source, validate
 from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE
 
 ERROR, WARN = "error", "warn"
@@ -615,6 +615,25 @@ def test_gx_reads_duckdb_results_through_the_persisted_connection_shim(tmp_path)
     assert outcome["exception_info"]["raised_exception"] is False
     assert (outcome["success"], outcome["result"]["unexpected_count"]) == (False, 1)
     duckdb.connect(str(path)).close()  # the file can be opened read-write again: GX let go of it
+
+
+def test_each_audit_process_spills_to_a_directory_of_its_own_and_removes_it(tmp_path):
+    """The audit's processes spilled to the same files beside the warehouse, and one crashed
+    (SIGSEGV) in a full audit at 3M conversations."""
+    path = tmp_path / "tiny.duckdb"
+    duckdb.connect(str(path)).close()
+    spills = []
+    for _ in range(2):
+        with _sql_source(_context(None), path, threads=1, memory_limit="100MB") as source:
+            with source.get_engine().connect() as connection:
+                spills.append(Path(connection.exec_driver_sql("SELECT current_setting('temp_directory')").scalar()))
+    assert spills[0] != spills[1] and all(s.parent == tmp_path and s.name.startswith("tiny.duckdb.audit-") for s in spills)
+    assert not any(s.exists() for s in spills)
+
+
+def test_the_audit_processes_share_the_memory_limit():
+    assert [_share(limit, 2) for limit in ("2GB", "512MiB", "1.5 gb", "80%")] == ["1GB", "256MiB", "0.75gb", "80%"]
+    assert _share("4GB", 1) == "4GB"
 
 
 def test_commands_that_do_not_validate_do_not_import_great_expectations(base, tmp_path):

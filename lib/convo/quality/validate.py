@@ -12,7 +12,9 @@ import contextlib
 import functools
 import logging
 import os
+import re
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,17 +91,31 @@ def _batches(data: dict, schema: str, rows_schema: str | None) -> list[tuple[dic
 @contextlib.contextmanager
 def _sql_source(context, warehouse: Path, *, threads: int, memory_limit: str) -> Iterator:
     """A read-only GX data source on the file; its connection is closed on exit, so the
-    runner can open the file again (DuckDB refuses a second connection with another config)."""
-    source = context.data_sources.add_sql(
-        "warehouse",
-        connection_string=f"duckdb:///{warehouse.resolve()}",
-        kwargs={"connect_args": {"read_only": True, "config": {"threads": threads, "memory_limit": memory_limit}}},
-    )
-    try:
-        yield source
-    finally:
-        source.get_execution_engine().close()
-        source.get_engine().dispose()
+    runner can open the file again (DuckDB refuses a second connection with another config).
+
+    It spills to a directory of its own, removed on exit: by default DuckDB spills next to the
+    file, under names that the audit's other processes would use too."""
+    with tempfile.TemporaryDirectory(prefix=f"{warehouse.name}.audit-", dir=warehouse.parent) as spill:
+        config = {"threads": threads, "memory_limit": memory_limit, "temp_directory": spill}
+        source = context.data_sources.add_sql(
+            "warehouse",
+            connection_string=f"duckdb:///{warehouse.resolve()}",
+            kwargs={"connect_args": {"read_only": True, "config": config}},
+        )
+        try:
+            yield source
+        finally:
+            source.get_execution_engine().close()
+            source.get_engine().dispose()
+
+
+def _share(memory_limit: str, processes: int) -> str:
+    """Each process's share of a DuckDB memory limit ("2GB" by 2 -> "1GB"), so that the audit's
+    processes together keep to the environment's limit. A limit in another form is kept whole."""
+    amount = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]i?B)\s*", memory_limit, re.IGNORECASE)
+    if processes == 1 or amount is None:
+        return memory_limit
+    return f"{float(amount[1]) / processes:g}{amount[2]}"
 
 
 def validate(
@@ -124,7 +140,8 @@ def validate(
     written to `docs_dir` (replacing the previous ones) when it is given.
 
     With `processes` > 1 the suites are shared out between that many processes, forked here:
-    GX spends most of an audit in Python, so one process keeps about one core busy. Only a
+    GX spends most of an audit in Python, so one process keeps about one core busy. They share
+    `memory_limit`; each may use `threads` (while one runs Python, another's SQL can). Only a
     process that can be forked safely asks for that (the build's audit process), and only
     without Data Docs, which are rendered from one context's results.
     """
@@ -137,7 +154,7 @@ def validate(
     with _Turns(len(parts)) as turns:
         share = functools.partial(_validate_parts, parts, turns, warehouse=warehouse, schema=schema,
                                   parameters=parameters, run_name=run_name, docs_dir=docs_dir, threads=threads,
-                                  memory_limit=memory_limit)
+                                  memory_limit=_share(memory_limit, processes))
         with child.forked([share] * (processes - 1), "convo-audit") as others:
             results = share()
             for other in others:
