@@ -14,7 +14,6 @@ import contextlib
 import functools
 import importlib
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -55,37 +54,24 @@ class AuditWorker:
     there later (once), and always `close` it. Not started, `run` audits in this process."""
 
     def __init__(self) -> None:
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._connection: Connection | None = None
-        self._answered = False
+        self._child: child.Child | None = None
 
     def start(self) -> None:
         # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse. Not a
         # daemon, which may not fork: `close` and `end_with_parent` see to its end instead.
-        context = multiprocessing.get_context("spawn")
-        self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME)
-        self._process.start()
-        child_end.close()
+        self._child = child.Child("spawn", _serve, (), PROCESS_NAME, daemon=False, what="the audit process")
 
     def run(self, *args, **kwargs) -> list[CheckRecord]:
         """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here."""
-        if self._process is None:
+        if self._child is None:
             return audit.run(*args, **kwargs)
-        self._connection.send((args, kwargs))
-        try:
-            return child.receive(self._connection, self._process, "the audit process")
-        finally:
-            self._answered = True
+        self._child.send((args, kwargs))
+        return self._child.result()
 
     def close(self) -> None:
         """Stop the worker; at once unless it has answered (the build ended or was interrupted)."""
-        if self._process is None:
-            return
-        self._connection.close()
-        if not self._answered:
-            self._process.kill()
-        self._process.join()
+        if self._child is not None:
+            self._child.close()
 
 
 def _serve(connection: Connection, build_pid: int) -> None:

@@ -101,21 +101,26 @@ def _portable(exc: BaseException) -> BaseException:
         return ChildFailed(f"{type(exc).__name__}: {exc}")
 
 
-class Forked:
-    """One forked child running one call."""
+class Child:
+    """A child process running `target(connection, parent_pid, *args)`, and the parent's end of its
+    pipe: `send` it work, take its `result` (once), and always `close` it."""
 
-    def __init__(self, call: Callable[[], object], name: str):
-        self.name = name
-        context = multiprocessing.get_context("fork")
+    def __init__(self, start_method: str, target: Callable, args: tuple, name: str, *, daemon: bool,
+                 what: str | None = None):
+        context = multiprocessing.get_context(start_method)
+        self._what = what or f"process {name}"
         self._connection, child_end = context.Pipe()
-        self._process = context.Process(target=_run, args=(child_end, os.getpid(), call, name), name=name, daemon=True)
+        self._process = context.Process(target=target, args=(child_end, os.getpid(), *args), name=name, daemon=daemon)
         self._process.start()
         child_end.close()
         self._answered = False
 
+    def send(self, message: object) -> None:
+        self._connection.send(message)
+
     def result(self):
         try:
-            return receive(self._connection, self._process, f"process {self.name}")
+            return receive(self._connection, self._process, self._what)
         finally:
             self._answered = True
 
@@ -128,14 +133,14 @@ class Forked:
 
 
 @contextlib.contextmanager
-def forked(calls: list[Callable[[], object]], name: str) -> Iterator[list[Forked]]:
+def forked(calls: list[Callable[[], object]], name: str) -> Iterator[list[Child]]:
     """Each call run in a child forked from this process, while this process does its own share;
     every child is ended on the way out. Fork only from a process without state a copy must not
     share: no open database, no threads doing work."""
-    children: list[Forked] = []
+    children: list[Child] = []
     try:
         for i, call in enumerate(calls, start=1):
-            children.append(Forked(call, f"{name}-{i}"))
+            children.append(Child("fork", _run, (call, f"{name}-{i}"), f"{name}-{i}", daemon=True))
         yield children
     finally:
         for c in children:
