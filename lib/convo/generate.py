@@ -78,19 +78,19 @@ MAPPED_TAGS = {
     "payments": 22.0,
     "app_question": 18.0,
     "login": 14.0,
-    "card_declined": 7.0,
+    "refund_status": 7.0,
     "password_reset": 6.0,
-    "refund_request": 6.0,
-    "delivery_status": 5.0,
-    "two_factor": 4.0,
+    "submission_error": 6.0,
+    "document_upload": 5.0,
+    "identity_verification": 4.0,
     "app_crash": 4.0,
-    "shipping_delay": 3.5,
-    "billing_address": 3.0,
+    "deadline": 3.5,
+    "pricing": 3.0,
     "feature_request": 2.5,
-    "account_closure": 2.0,
-    "gift_card": 1.0,
+    "account_deletion": 2.0,
+    "tax_office_letter": 1.0,
 }
-UNMAPPED_TAGS = {"refund_delay": 1.0, "crypto_withdrawal": 0.6, "promo_code": 0.4}  # ~2 % in total
+UNMAPPED_TAGS = {"refund_delay": 1.0, "crypto_gains": 0.6, "promo_code": 0.4}  # ~2 % in total
 
 CHUNK_CONVERSATIONS = 50_000
 FIRST_CONVERSATION_ID = 20_000_000_000_001
