@@ -58,8 +58,9 @@ reporting.chart_opened_per_week(environment)
 
 # %% [markdown]
 # ## Response and resolution
-# Hours from the first event to closing, minutes from the first customer message to the first
-# agent reply after it.
+# Hours from the first event to closing (of the closed conversations), minutes from the first
+# customer message to the first agent reply after it, and the share of closed conversations a
+# customer reopened (definitions: `lib/convo/metrics.yml`).
 
 # %%
 reporting.resolution(environment)
@@ -72,7 +73,11 @@ reporting.chart_resolution(environment)
 
 # %% [markdown]
 # ## Open backlog on the run date
-# Conversations not closed, oldest first, with their age in days on the run date.
+# How many conversations were open or waiting for the customer at the end of the run date, then
+# the conversations not closed, oldest first, with their age in days on the run date.
+
+# %%
+reporting.backlog_on(environment, on)
 
 # %%
 reporting.open_backlog(environment, on)

@@ -1,8 +1,9 @@
 """Contact-reason analysis: why customers contact support, and how that changes over time.
 
 Everything is read as aggregates computed inside DuckDB from the published tables
-(`mart_contact_reasons_daily`, `int_conversation_tags`, `fact_conversation_tags`,
-`fact_conversation_lifecycle`); no event table is loaded into pandas. A conversation with
+(`int_conversation_tags`, `fact_conversation_lifecycle`, `dim_tag`, `dim_date`); no event table is
+loaded into pandas. Every metric shown (conversations opened and closed, their share, resolution
+and first-response percentiles, the reopen rate) is the declared expression of `convo.metrics`. A conversation with
 several tags counts once under each of its tags, so per-reason counts do not add up to the
 number of conversations, and shares of one period can add up to more than 100 %.
 """
@@ -13,15 +14,20 @@ import datetime
 import io
 from dataclasses import dataclass
 
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
+from ibis.backends import BaseBackend
 from IPython.display import Image, Markdown
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
+from convo import metrics
 from convo.config import Environment
-from convo.reporting import query
+from convo.reporting import compute, query
 
 GRAINS = ("day", "week", "month")
+_TRUNCATE = {"day": "D", "week": "W", "month": "M"}  # Ibis's unit for each grain
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,15 @@ class Selection:
             params += list(self.tags)
         return (" AND " + " AND ".join(clauses) if clauses else ""), params
 
+    def keeps(self, tag: ir.StringValue, category: ir.StringValue) -> ir.BooleanValue:
+        """The same filter as `where`, as an Ibis predicate."""
+        kept = ibis.literal(True)
+        if self.categories:
+            kept &= category.isin(self.categories)
+        if self.tags:
+            kept &= tag.isin(self.tags)
+        return kept
+
 
 def selection(env: Environment, start: str | None, end: str | None, grain: str,
               categories: list[str] | None = None, tags: list[str] | None = None) -> Selection:
@@ -62,30 +77,37 @@ def selection(env: Environment, start: str | None, end: str | None, grain: str,
                      tuple(categories or ()), tuple(tags or ()))
 
 
-def _period(column: str, grain: str) -> str:
-    return f"date_trunc('{grain}', {column})::DATE"
+def _opened_in_range(con: BaseBackend, rows: ir.Table, s: Selection) -> ir.Table:
+    """`rows` (with `opened_date_key`) opened in the selection's range, with the `period` they opened in."""
+    dates = con.table("dim_date").select("date_key", "date")
+    rows = rows.join(dates, rows.opened_date_key == dates.date_key)
+    rows = rows.filter(rows.date.between(s.start, s.end))
+    return rows.mutate(period=rows.date.truncate(_TRUNCATE[s.grain]))
+
+
+def _tagged_in_range(con: BaseBackend, s: Selection) -> ir.Table:
+    """The (conversation, tag) rows opened in the range that the selection keeps, with the tag's reason."""
+    reasons = con.table("dim_tag").select("tag", "contact_reason", "category")
+    tagged = con.table("int_conversation_tags").drop("updated_at").join(reasons, "tag")
+    tagged = tagged.filter(s.keeps(tagged.tag, tagged.category))
+    return _opened_in_range(con, tagged, s)
 
 
 def volume(env: Environment, s: Selection) -> pd.DataFrame:
     """Conversations opened per period and reason, and their share of all conversations opened."""
-    where, params = s.where("m.tag", "dt.category")
-    return query(
-        env,
-        f"""WITH per_reason AS (
-                SELECT {_period('d.date', s.grain)} AS period, m.tag, m.contact_reason, m.category,
-                       sum(m.conversations_opened)::BIGINT AS conversations
-                FROM mart_contact_reasons_daily m JOIN dim_date d USING (date_key) JOIN dim_tag dt USING (tag)
-                WHERE d.date BETWEEN ? AND ?{where}
-                GROUP BY ALL HAVING sum(m.conversations_opened) > 0),
-            totals AS (
-                SELECT {_period('opened_at', s.grain)} AS period, count(*) AS all_conversations
-                FROM fact_conversation_lifecycle WHERE opened_at::DATE BETWEEN ? AND ? GROUP BY ALL)
-            SELECT r.period, r.tag, r.contact_reason, r.category, r.conversations, t.all_conversations,
-                   round(r.conversations / t.all_conversations, 4) AS share
-            FROM per_reason r JOIN totals t USING (period)
-            ORDER BY r.period, r.conversations DESC, r.tag""",
-        [s.start, s.end, *params, s.start, s.end],
-    )
+    def per_period(con: BaseBackend) -> ir.Table:
+        tagged = _tagged_in_range(con, s)
+        per_reason = tagged.group_by("period", "tag", "contact_reason", "category").aggregate(
+            conversations=metrics.conversations_opened(tagged))
+        everyone = _opened_in_range(con, metrics.conversation_rows(con.table("fact_conversation_lifecycle")), s)
+        totals = everyone.group_by("period").aggregate(all_conversations=metrics.conversations_opened(everyone))
+        rows = per_reason.join(totals, "period")
+        return rows.select(
+            "period", "tag", "contact_reason", "category", "conversations", "all_conversations",
+            share=metrics.share_of_contacts(rows.conversations, rows.all_conversations).round(4),
+        ).order_by("period", ibis.desc("conversations"), "tag")
+
+    return compute(env, per_period)
 
 
 def movers(vol: pd.DataFrame) -> pd.DataFrame:
@@ -102,24 +124,26 @@ def movers(vol: pd.DataFrame) -> pd.DataFrame:
     return moves.sort_values(["size", "tag"], ascending=[False, True]).drop(columns="size").reset_index(drop=True)
 
 
+# Decimals each measure of `resolution` is shown with.
+RESOLUTION_DECIMALS = {"median_hours_to_resolve": 2, "p90_hours_to_resolve": 2, "median_first_response_minutes": 1,
+                       "p90_first_response_minutes": 1, "reopen_rate": 3}
+
+
 def resolution(env: Environment, s: Selection) -> pd.DataFrame:
     """Per reason, over conversations opened in the range: how fast and how well they were resolved."""
-    where, params = s.where("t.tag", "dt.category")
-    return query(
-        env,
-        f"""SELECT t.tag, dt.contact_reason, count(*) AS conversations,
-                   count(t.closed_date_key) AS closed,
-                   round(median(t.hours_to_resolve), 2) AS median_hours_to_resolve,
-                   round(quantile_cont(t.hours_to_resolve, 0.9), 2) AS p90_hours_to_resolve,
-                   round(median(t.first_response_minutes), 1) AS median_first_response_minutes,
-                   round(quantile_cont(t.first_response_minutes, 0.9), 1) AS p90_first_response_minutes,
-                   round(avg((t.reopen_count > 0)::INT) FILTER (WHERE t.closed_date_key IS NOT NULL), 3)
-                       AS reopen_rate
-            FROM int_conversation_tags t JOIN dim_tag dt USING (tag) JOIN dim_date d ON d.date_key = t.opened_date_key
-            WHERE d.date BETWEEN ? AND ?{where}
-            GROUP BY ALL ORDER BY conversations DESC, t.tag""",
-        [s.start, s.end, *params],
-    )
+    def per_reason(con: BaseBackend) -> ir.Table:
+        t = _tagged_in_range(con, s)
+        return t.group_by("tag", "contact_reason").aggregate(
+            conversations=metrics.conversations_opened(t),
+            closed=metrics.conversations_closed(t),
+            median_hours_to_resolve=metrics.median_hours_to_resolve(t),
+            p90_hours_to_resolve=metrics.p90_hours_to_resolve(t),
+            median_first_response_minutes=metrics.median_first_response_minutes(t),
+            p90_first_response_minutes=metrics.p90_first_response_minutes(t),
+            reopen_rate=metrics.reopen_rate(t),
+        ).order_by(ibis.desc("conversations"), "tag")
+
+    return compute(env, per_reason).round(RESOLUTION_DECIMALS)
 
 
 def co_occurrence(env: Environment, s: Selection) -> pd.DataFrame:

@@ -21,12 +21,15 @@ from dataclasses import fields
 from pathlib import Path
 
 import duckdb
+import ibis
+import ibis.expr.types as ir
 import pandas as pd
+from ibis.backends import BaseBackend
 from IPython.display import Image, Markdown, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convo import config
+from convo import config, metrics
 from convo.audit import ERROR, WARN
 from convo.config import Environment
 from convo.models.registry import table_docs
@@ -55,16 +58,34 @@ def environment(env: str, config_file: str | None = None, warehouse: str | None 
     )
 
 
-def query(env: Environment, sql: str, params: list | None = None) -> pd.DataFrame:
-    """Rows of `sql` on the environment's warehouse, read-only; the file is closed again at once."""
+def _existing_warehouse(env: Environment) -> str:
     if not env.warehouse.exists():
         raise FileNotFoundError(f"{env.warehouse}: no warehouse here yet; run `convo run` or `convo build` first")
-    con = duckdb.connect(str(env.warehouse), read_only=True)
+    return str(env.warehouse)
+
+
+def query(env: Environment, sql: str, params: list | None = None) -> pd.DataFrame:
+    """Rows of `sql` on the environment's warehouse, read-only; the file is closed again at once."""
+    con = duckdb.connect(_existing_warehouse(env), read_only=True)
     try:
         con.execute("PRAGMA disable_progress_bar")  # SET fails in a Jupyter kernel without ipywidgets
         return con.execute(sql, params or []).df()
     finally:
         con.close()
+
+
+def compute(env: Environment, expression: Callable[[BaseBackend], ir.Table]) -> pd.DataFrame:
+    """Rows of the Ibis expression `expression(con)` builds on the warehouse, read-only, closed at once.
+
+    The metrics (`convo.metrics`) are Ibis expressions, so the reports that show one build it here
+    rather than write their own SQL for it.
+    """
+    con = ibis.duckdb.connect(_existing_warehouse(env), read_only=True)
+    try:
+        con.raw_sql("PRAGMA disable_progress_bar").fetchall()
+        return con.to_pandas(expression(con))
+    finally:
+        con.disconnect()
 
 
 def _relative(env: Environment, path: str) -> str:
@@ -302,31 +323,41 @@ def conversation_status(env: Environment) -> pd.DataFrame:
     )
 
 
+# Decimals each measure of `resolution` is shown with (counts stay integers).
+RESOLUTION_DECIMALS = {"median_hours_to_resolve": 2, "p90_hours_to_resolve": 2, "median_first_response_minutes": 2,
+                       "p90_first_response_minutes": 2, "reopen_rate": 3, "avg_messages": 2}
+
+
 def resolution(env: Environment) -> pd.DataFrame:
-    """How fast conversations are answered and resolved (hours and minutes, rounded): one measure a row."""
-    df = query(
-        env,
-        """SELECT count(*) AS conversations,
-                  count(closed_at) AS closed,
-                  round(median(hours_to_resolve), 2) AS median_hours_to_resolve,
-                  round(quantile_cont(hours_to_resolve, 0.9), 2) AS p90_hours_to_resolve,
-                  round(median(first_response_minutes), 2) AS median_first_response_minutes,
-                  round(max(first_response_minutes), 2) AS max_first_response_minutes,
-                  count(*) FILTER (WHERE reopen_count > 0) AS reopened,
-                  round(avg(interaction_between_customer), 2) AS avg_messages
-           FROM fact_conversation_lifecycle""",
-    )
-    # one value per column, so counts stay integers next to the rounded hours
-    return pd.DataFrame({"value": pd.Series({c: df[c][0] for c in df.columns}, dtype=object)}).rename_axis("measure")
+    """How fast conversations are answered and resolved, and how often reopened: one measure a row."""
+    def measures(con: BaseBackend) -> ir.Table:
+        c = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
+        return c.aggregate(
+            conversations=metrics.conversations_opened(c),
+            closed=metrics.conversations_closed(c),
+            median_hours_to_resolve=metrics.median_hours_to_resolve(c),
+            p90_hours_to_resolve=metrics.p90_hours_to_resolve(c),
+            median_first_response_minutes=metrics.median_first_response_minutes(c),
+            p90_first_response_minutes=metrics.p90_first_response_minutes(c),
+            reopen_rate=metrics.reopen_rate(c),
+            avg_messages=c.interaction_between_customer.mean(),
+        )
+
+    row = compute(env, measures).to_dict("records")[0]  # per column, so counts stay integers
+    values = {m: round(v, RESOLUTION_DECIMALS[m]) if m in RESOLUTION_DECIMALS and pd.notna(v) else v
+              for m, v in row.items()}
+    return pd.DataFrame({"value": pd.Series(values, dtype=object)}).rename_axis("measure")
 
 
 def chart_opened_per_week(env: Environment) -> Image:
     """Conversations opened per week, coloured by their current status."""
-    df = query(
-        env,
-        "SELECT date_trunc('week', opened_at)::DATE AS week, status, count(*) AS conversations"
-        " FROM fact_conversation_lifecycle GROUP BY ALL ORDER BY week, status",
-    )
+    def per_week(con: BaseBackend) -> ir.Table:
+        c = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
+        c = c.mutate(week=c.opened_at.truncate("W").cast("date"))
+        return c.group_by("week", "status").aggregate(conversations=metrics.conversations_opened(c)).order_by(
+            "week", "status")
+
+    df = compute(env, per_week)
     table = df.pivot(index="week", columns="status", values="conversations").fillna(0)
     return _chart(lambda ax: _stacked_bars(ax, table, STATUS_COLOURS, width=5),
                   title="Conversations opened per week, by current status", xlabel="week starting (Monday)",
@@ -362,15 +393,31 @@ def open_backlog(env: Environment, on: datetime.date) -> pd.DataFrame | Markdown
     return df if not df.empty else Markdown(f"No open conversation on {on}.")
 
 
+def backlog_on(env: Environment, on: datetime.date) -> Markdown:
+    """The backlog metric at the end of the run date: conversations open or waiting for the customer."""
+    def on_day(con: BaseBackend) -> ir.Table:
+        days = con.table("dim_date").filter(ibis._.date == on)
+        return metrics.backlog(con.table("fact_conversation_events"), days)
+
+    df = compute(env, on_day)
+    if df.empty:
+        return Markdown(f"No backlog figure: {on} is outside the calendar (dim_date).")
+    return Markdown(f"Backlog at the end of {on} (UTC): **{int(df.backlog[0])}** conversation(s) open or waiting"
+                    " for the customer.")
+
+
 def top_tags(env: Environment) -> pd.DataFrame:
-    """Tags by conversations carrying them, with the contact reason they stand for."""
-    return query(
-        env,
-        "SELECT f.tag, t.contact_reason, t.category, count(*) AS conversations,"
-        " round(100.0 * count(*) / (SELECT count(*) FROM fact_conversation_lifecycle), 1) AS pct_of_conversations"
-        " FROM fact_conversation_tags AS f JOIN dim_tag AS t USING (tag)"
-        " GROUP BY ALL ORDER BY conversations DESC, f.tag",
-    )
+    """Tags by conversations carrying them, with the contact reason they stand for and their share."""
+    def per_tag(con: BaseBackend) -> ir.Table:
+        tags = con.table("fact_conversation_tags")
+        everyone = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
+        counts = tags.group_by("tag").aggregate(conversations=metrics.conversations_opened(tags))
+        rows = counts.join(con.table("dim_tag").select("tag", "contact_reason", "category"), "tag")
+        share = metrics.share_of_contacts(rows.conversations, metrics.conversations_opened(everyone).as_scalar())
+        return rows.select("tag", "contact_reason", "category", "conversations",
+                           pct_of_conversations=(share * 100).round(1)).order_by(ibis.desc("conversations"), "tag")
+
+    return compute(env, per_tag)
 
 
 def sample(env: Environment, table: str, n: int = 5) -> pd.DataFrame:

@@ -8,6 +8,7 @@ import datetime
 import ibis
 import ibis.expr.types as ir
 
+from convo import metrics
 from convo.models.functions import date_key
 from convo.models.registry import model
 
@@ -69,7 +70,7 @@ def dim_agent(int_agent_conversations: ir.Table) -> ir.Table:
     handled = a.group_by(id=a.agent_id).aggregate(
         first_seen_at=a.first_seen_at.min(),
         last_seen_at=a.last_seen_at.max(),
-        conversations_handled=a.count(),
+        conversations_handled=metrics.conversations_per_agent(a),
     )
     # Profile attributes: no agent source yet, so they stay NULL rather than hold placeholders.
     return handled.mutate(agent_name=ibis.null("string"), team=ibis.null("string"), hired_at=ibis.null("timestamp"))

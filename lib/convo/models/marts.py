@@ -5,6 +5,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from convo import metrics
 from convo.models.registry import model
 
 _DAY_AND_TAG = ["date_key", "tag"]
@@ -24,22 +25,24 @@ def mart_contact_reasons_daily(
     """Contact reasons per day: volume opened, tagged and closed, resolution and share of the day."""
     t = int_conversation_tags
     opened = t.group_by(date_key=t.opened_date_key, tag=t.tag).aggregate(
-        conversations_opened=t.conversation_id.nunique()
+        conversations_opened=metrics.conversations_opened(t)
     )
     tagged = t.group_by(date_key=t.first_assigned_date_key, tag=t.tag).aggregate(
         conversations_tagged=t.conversation_id.nunique()
     )
     c = t.filter(t.closed_date_key.notnull())
     closed = c.group_by(date_key=c.closed_date_key, tag=c.tag).aggregate(
-        conversations_closed=c.conversation_id.nunique(),
-        median_hours_to_resolve=c.hours_to_resolve.median(),
-        p90_hours_to_resolve=c.hours_to_resolve.quantile(0.9),
-        median_first_response_minutes=c.first_response_minutes.median(),
-        p90_first_response_minutes=c.first_response_minutes.quantile(0.9),
+        conversations_closed=metrics.conversations_closed(c),
+        median_hours_to_resolve=metrics.median_hours_to_resolve(c),
+        p90_hours_to_resolve=metrics.p90_hours_to_resolve(c),
+        median_first_response_minutes=metrics.median_first_response_minutes(c),
+        p90_first_response_minutes=metrics.p90_first_response_minutes(c),
         reopen_count=c.reopen_count.sum(),
     )
-    life = fact_conversation_lifecycle
-    day = life.group_by(date_key=life.opened_date_key).aggregate(all_conversations_opened=life.count())
+    life = metrics.conversation_rows(fact_conversation_lifecycle)
+    day = life.group_by(date_key=life.opened_date_key).aggregate(
+        all_conversations_opened=metrics.conversations_opened(life)
+    )
     keys = ibis.union(*(x.select(*_DAY_AND_TAG) for x in (opened, tagged, closed)), distinct=True)
     rows = (
         keys.left_join(opened, _DAY_AND_TAG)
@@ -64,5 +67,5 @@ def mart_contact_reasons_daily(
         p90_first_response_minutes=rows.p90_first_response_minutes,
         reopen_count=rows.reopen_count.fill_null(0),
         all_conversations_opened=day_total,
-        share_of_day=ibis.ifelse(day_total > 0, conversations_opened / day_total.cast("float64"), ibis.null("float64")),
+        share_of_day=metrics.share_of_contacts(conversations_opened, day_total),
     )
