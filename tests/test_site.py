@@ -27,7 +27,7 @@ from bs4 import BeautifulSoup
 from conftest import ROOT, make_env, query
 from nbclient import NotebookClient
 
-from convo import cli, runner
+from convo import cli, metrics, runner
 from convo.models.registry import models, table_docs
 from convo.site import SiteBuildFailed, build_html, build_site, diagrams
 
@@ -240,6 +240,21 @@ def _remote_references(page: str) -> list[str]:
 
 def _remote_in_css(css: str) -> list[str]:
     return [u for u in _css_urls(css) if REMOTE.match(u.strip())]
+
+
+def test_metrics_page_is_generated_from_the_declarations(built):
+    page = _soup(built.site / "metrics.html")
+    text = _text(built.site / "metrics.html")
+    links = {a.get("href", "").split("#")[0] for a in page.find_all("a")}
+    for m in metrics.declared().values():
+        section = page.find("section", id=f"metric-{m.name.replace('_', '-')}")
+        assert section is not None and section.find("h2").get_text(strip=True).rstrip("#") == m.label
+        assert m.definition in " ".join(section.get_text().split())
+        assert all(dimension in text for dimension in m.dimensions)
+        assert all(f"tables/{t}.html" in links for t in m.tables), m.name
+        assert all(r in section.get_text() for r in (*m.reports, *m.charts)), m.name
+        assert all(c.rsplit(".", 1)[1] in section.get_text() for c in m.code), m.name
+    assert "metrics.html" in {a.get("href") for a in _soup(built.site / "index.html").find_all("a")}
 
 
 def test_no_page_loads_anything_from_the_network(built):

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from convo import metrics
 from convo.config import Environment
 from convo.models.registry import Model, TableDoc
 from convo.site import diagrams, links
@@ -79,6 +80,7 @@ def write_all(data: SiteData, src: Path) -> None:
         "quality.md": quality(data),
         "runs.md": runs(data),
         "reports/index.md": reports(data),
+        "metrics.md": metrics_page(data),
         "cli.md": cli_reference(),
     }
     for design in diagrams.DESIGNS:
@@ -493,6 +495,41 @@ def reports(data: SiteData) -> str:
             " to build this site.", ""]
     entries = "\n".join(f"{_notebook_title(nb)} <{nb.stem}>" for nb in data.executed_notebooks)
     out.append(md.fenced(f":maxdepth: 1\n\n{entries}", "{toctree}"))
+    return "\n".join(out) + "\n"
+
+
+# -- metrics ------------------------------------------------------------------------------------
+def _report_link(data: SiteData, stem: str) -> str:
+    """The executed report when the latest run has it, and its source notebook."""
+    executed = {nb.stem for nb in data.executed_notebooks}
+    shown = f"{{doc}}`{md.text(stem)} </reports/{stem}>`" if stem in executed else md.code(stem)
+    return f"{shown} ({{src}}`notebooks/{stem}.py`)"
+
+
+def _computed_by(data: SiteData, dotted: str) -> str:
+    module, function = dotted.rsplit(".", 1)
+    return f"{md.code(function)} in {{src}}`{_module_file(data, module)}`"
+
+
+def metrics_page(data: SiteData) -> str:
+    """Every declared metric: its definition, dimensions, and the tables, reports and charts that use it."""
+    declared = metrics.declared()
+    out = ["# Metrics", "",
+           "Each number the reports and the mart show under one of these names is computed by one expression"
+           " (in {src}`lib/convo/metrics.py`), declared with its definition in {src}`lib/convo/metrics.yml`."
+           " A table, report or chart below takes it from there: none computes it its own way.", "",
+           md.table(["Metric", "Unit", "Dimensions"],
+                    [[f"[{md.text(m.label)}](#metric-{m.name.replace('_', '-')})", md.text(m.unit),
+                      md.text(", ".join(m.dimensions))] for m in declared.values()])]
+    for m in declared.values():
+        rows = [["Name", md.code(m.name)], ["Unit", md.text(m.unit)],
+                ["Dimensions", md.text(", ".join(m.dimensions))],
+                ["Tables", ", ".join(_table_link(data, t) for t in m.tables) or "-"],
+                ["Reports", ", ".join(_report_link(data, r) for r in m.reports) or "-"],
+                ["Charts", ", ".join(f"“{md.text(c)}”" for c in m.charts) or "-"],
+                ["Computed by", ", ".join(_computed_by(data, c) for c in m.code)]]
+        out += ["", f"(metric-{m.name.replace('_', '-')})=", f"## {md.text(m.label)}", "", md.prose(m.definition),
+                "", md.table(["", ""], rows)]
     return "\n".join(out) + "\n"
 
 
