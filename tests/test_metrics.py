@@ -160,7 +160,8 @@ OWN_WAYS = {
     "a reopen rate": re.compile(r"reopen_count\s*(>|>=|!=|<>)|avg\([^)]*reopen", re.I),
     "a share of contacts": re.compile(r"/\s*\(\s*SELECT\s+count|conversations\s*/\s*[\w.]*all_conversations", re.I),
     "conversations per agent": re.compile(r"conversations_handled\s*=\s*(?!metrics\.)"),
-    "conversations opened or closed per group": re.compile(r"conversations_(opened|closed)\s*=\s*[\w.]+\.(count|nunique)\("),
+    "conversations opened or closed per group": re.compile(
+        r"conversations_(opened|closed)\s*=\s*[\w.]+\.(count|nunique)\("),
 }
 
 

@@ -257,6 +257,20 @@ def test_metrics_page_is_generated_from_the_declarations(built):
     assert "metrics.html" in {a.get("href") for a in _soup(built.site / "index.html").find_all("a")}
 
 
+def test_stakeholder_pages_give_each_ticket_tasks_criteria_and_an_honest_state(built):
+    plan = _soup(built.site / "stakeholders.html").find("section", id="work-plan")
+    tickets = plan.find_all("section")
+    assert len(tickets) == 6
+    for ticket in tickets:
+        terms = [dt.get_text(strip=True) for dt in ticket.find_all("dt")]
+        assert terms == ["Tasks", "Done when", "State"], ticket.find("h3").get_text()
+    state = {t.find("h3").get_text(strip=True).rstrip("#"): t.find_all("dd")[2].get_text(" ", strip=True)
+             for t in tickets}
+    assert state["1. Scope the metrics and insights"].startswith("Open.")  # its questions are unanswered
+    out_of_scope = " ".join(_soup(built.site / "deployment.html").find("section", id="out-of-scope").get_text().split())
+    assert all(what in out_of_scope for what in ("Training", "Pair or mob programming", "review of job configuration"))
+
+
 def test_no_page_loads_anything_from_the_network(built):
     pages = sorted(built.site.rglob("*.html"))
     assert len(pages) > len(table_docs())
