@@ -46,12 +46,18 @@ def conversations_closed(c: ir.Table) -> ir.IntegerScalar:
     return c.conversation_id.nunique(where=_closed(c))
 
 
+def _hours_to_resolve_if_closed(c: ir.Table) -> ir.FloatingColumn:
+    # A value masked to NULL rather than `median(where=...)`: Ibis's PySpark compiler masks the
+    # percentage with the filter too, which Spark rejects (it must be a constant).
+    return ibis.ifelse(_closed(c), c.hours_to_resolve, ibis.null("float64"))
+
+
 def median_hours_to_resolve(c: ir.Table) -> ir.FloatingScalar:
-    return c.hours_to_resolve.median(where=_closed(c))
+    return _hours_to_resolve_if_closed(c).median()
 
 
 def p90_hours_to_resolve(c: ir.Table) -> ir.FloatingScalar:
-    return c.hours_to_resolve.quantile(P90, where=_closed(c))
+    return _hours_to_resolve_if_closed(c).quantile(P90)
 
 
 def median_first_response_minutes(c: ir.Table) -> ir.FloatingScalar:
