@@ -320,7 +320,7 @@ def base(tmp_path_factory) -> Base:
     seeds = tmp / "seeds"
     seeds.mkdir()
     mapping = (ROOT / "seeds" / "tag_contact_reasons.csv").read_text()
-    (seeds / "tag_contact_reasons.csv").write_text(mapping.rstrip("\n") + "\nrefund_delay,Refund delayed,Billing\n")
+    (seeds / "tag_contact_reasons.csv").write_text(mapping.rstrip("\n") + "\nrefund_delay,Refund delayed,Refunds\n")
     env = dataclasses.replace(env, seeds_dir=seeds)
     second = runner.build(env, [late_file(tmp, i) for i in range(LATE_FILES)])
     keys = {}

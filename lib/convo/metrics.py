@@ -10,7 +10,8 @@ with the columns of `fact_conversation_lifecycle` under these names: `conversati
 `closed_date_key` (NULL unless the conversation's status is CLOSED), `hours_to_resolve`,
 `first_response_minutes` and `reopen_count`. `int_conversation_tags` has them as they are;
 `conversation_rows()` renames the lifecycle fact's `id`. Counting distinct conversation ids keeps a
-conversation with several tags from counting twice within one tag.
+conversation with several tags from counting twice within one tag; a median or percentile reads
+every row, so group (per-tag) rows by tag, or use the lifecycle fact, to count each conversation once.
 """
 
 from __future__ import annotations
