@@ -97,7 +97,7 @@ def _relative(env: Environment, path: str) -> str:
 # -- runs -------------------------------------------------------------------------------------
 def build(env: Environment, inputs: list[str], full_refresh: bool) -> Run:
     """Run the build (`convo.runner.build`); on a failed audit show the failing checks, then fail."""
-    from convo import runner  # imports the models and Ibis: only the notebook that builds pays for it
+    from convo import runner  # the store, ingestion and audit worker: only the notebook that builds pays for them
 
     try:
         return runner.build(env, list(inputs) or None, full_refresh=full_refresh)
