@@ -475,9 +475,11 @@ def rollback(env: Environment, to: int | None = None) -> Run:
 def history(env: Environment, limit: int = 20) -> list[tuple]:
     wh = Warehouse(env.warehouse, read_only=True)
     try:
+        recorded = "code_commit" in dict(wh.columns("runs", META))
+        code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
         return wh.execute(
-            f"SELECT run_id, command, started_at, finished_at, status, published_version, message"
-            f" FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
+            f"SELECT run_id, command, started_at, finished_at, status, published_version, {code},"
+            f" message FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
             [limit],
         )
     finally:
