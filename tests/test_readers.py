@@ -98,12 +98,10 @@ def _published(path):
         con.close()
 
 
-def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_path):
-    env = make_env(tmp_path)
-    runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
-    copy = published_copy.path_of(env.warehouse)
+def _assert_copy_is_published(env):
+    """The readers' copy holds exactly what the builder's published views show."""
     builder = duckdb.connect(str(env.warehouse), read_only=True)
-    copied = duckdb.connect(str(copy), read_only=True)
+    copied = duckdb.connect(str(published_copy.path_of(env.warehouse)), read_only=True)
     try:
         listing = "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = 'main'"
         published = {name for name, _ in builder.execute(listing).fetchall()}
@@ -116,11 +114,40 @@ def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_p
     finally:
         builder.close()
         copied.close()
-    stamp = _published(copy)
+
+
+def _late_event(tmp_path, name, conversation, status):
+    return str(write_events(tmp_path / name, [("2024-05-02 10:00:00", conversation, "501", "71",
+                                                "status_changed_to", status)]))
+
+
+def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_path, caplog):
+    env = make_env(tmp_path, retain_versions=2)
+    runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
+    _assert_copy_is_published(env)
+    stamp = _published(published_copy.path_of(env.warehouse))
     code = code_version(ROOT)
     assert (stamp["environment"], stamp["version"], stamp["code_commit"], stamp["code_clean"]) == (
         "test", 1, code.commit, code.clean)
-    assert json.loads(stamp["config"])["retain_versions"] == 5
+    assert json.loads(stamp["config"])["retain_versions"] == 2
+
+    # Each later copy starts from the one before and takes the rows that differ: changed rows
+    # (a late status reopens conversation 1), new rows, both ways through rollbacks, and retention.
+    steps = [
+        lambda: runner.build(env, [_late_event(tmp_path, "b.csv", "30000000000001", "Open"),
+                                   _conversation(tmp_path, "c.csv", "30000000000002")]),
+        lambda: runner.rollback(env),
+        lambda: runner.rollback(env, to=2),
+        lambda: runner.build(env, [_late_event(tmp_path, "d.csv", "30000000000002", "Waiting for customer")]),
+        lambda: runner.build(env, [_conversation(tmp_path, "e.csv", "30000000000003")]),
+        lambda: runner.build(env, [str(ROOT / "seeds" / "raw_conversation_events.csv")], full_refresh=True),
+    ]
+    for (version, base), step in zip([(2, 1), (1, 2), (2, 1), (5, 2), (6, 5), (7, 6)], steps):
+        caplog.clear()
+        assert step().published_version == version  # a version is the run id of its build
+        assert f"readers' copy of version {version}: from the copy of version {base} and the rows" in caplog.text
+        assert _published(published_copy.path_of(env.warehouse))["version"] == version
+        _assert_copy_is_published(env)
 
 
 def test_a_failed_build_leaves_the_copy_as_it_was(tmp_path, monkeypatch):
@@ -159,7 +186,7 @@ def test_a_build_killed_after_writing_the_copy_publishes_nothing_and_the_next_on
     assert not list(copy.parent.glob("*.writing*"))
 
 
-def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path):
+def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path, caplog):
     env = make_env(tmp_path)
     events = _conversation(tmp_path, "a.csv", "30000000000001")
     runner.build(env, [events])
@@ -167,3 +194,5 @@ def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path):
     copy.unlink()  # e.g. a warehouse built before the copies existed
     assert runner.build(env, [events]).status == "noop"
     assert _published(copy)["version"] == 1
+    assert "readers' copy of version 1: every row" in caplog.text
+    _assert_copy_is_published(env)

@@ -24,7 +24,7 @@ import ibis
 from convo import audit, audit_worker, ingest, notify, provenance, published_copy
 from convo.config import Environment
 from convo.lock import exclusive
-from convo.models.registry import Model, models
+from convo.models.registry import Model, models, table_docs
 from convo.runs import FileRecord, Run, RunLog, TableRecord
 from convo.seeds import load_tag_contact_reasons
 from convo.store import FROM, Delta, Store
@@ -245,7 +245,8 @@ def _unqualified_view_sql(s: Session) -> dict[str, str]:
 def _write_copy(s: Session, version: int) -> Path:
     """Write the readers' copy of `version` (published_copy.py); `swap` it in once it is published."""
     t0 = time.perf_counter()
-    written = published_copy.write(s.wh, s.store, version, lambda: _unqualified_view_sql(s))
+    keys = {name: doc.primary_key for name, doc in table_docs().items()}
+    written = published_copy.write(s.wh, s.store, version, lambda: _unqualified_view_sql(s), keys)
     log.info("readers' copy of version %d written (%.0f MB) in %.2f s", version,
              written.stat().st_size / 2**20, time.perf_counter() - t0)
     return written
