@@ -2,6 +2,7 @@
 rollback, and each sees one whole version, the one that was published when it opened the file."""
 
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import pytest
 from conftest import ROOT, make_env, query, write_events
 
 from convo import published_copy, runner
+from convo.notebook_references import kernel_environment, sample_project
 from convo.provenance import code_version
 from convo.store import Store
 
@@ -84,7 +86,9 @@ def test_held_open_readers_block_no_build_or_rollback_and_keep_their_version(tmp
     assert forward.returncode == 0, forward.stderr
     for reader in (first, second, third):
         reader.close()
-    assert Reader(copy).sees() == (2, 2, 4)
+    last = Reader(copy)
+    assert last.sees() == (2, 2, 4)
+    last.close()
     assert sorted(p.name for p in copy.parent.glob("dev.published*")) == ["dev.published.duckdb"]
 
 
@@ -196,3 +200,26 @@ def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path, caplog
     assert _published(copy)["version"] == 1
     assert "readers' copy of version 1: every row" in caplog.text
     _assert_copy_is_published(env)
+
+
+@pytest.mark.slow
+def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
+    """`convo run` builds in its first notebook, in a kernel of its own, then reports and builds the site."""
+    project = sample_project(ROOT, tmp_path / "project")
+    shutil.copy(ROOT / "notebooks" / "10_ingest.py", project / "notebooks")
+    environment = kernel_environment(project)
+    warehouse = project / "warehouse" / "dev.duckdb"
+    first = subprocess.run([*CONVO, "build", _conversation(tmp_path, "a.csv", "30000000000001")], cwd=project,
+                           env=environment, capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    reader = Reader(published_copy.path_of(warehouse))
+    assert reader.sees() == (1, 1, 2)
+
+    run = subprocess.run([*CONVO, "run", "--date", "2024-05-02", _conversation(tmp_path, "b.csv", "30000000000002")],
+                         cwd=project, env=environment, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr
+    assert reader.sees() == (1, 1, 2)
+    later = Reader(published_copy.path_of(warehouse))
+    assert later.sees() == (2, 2, 4)
+    for r in (reader, later):
+        r.close()
