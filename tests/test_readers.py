@@ -2,6 +2,7 @@
 rollback, and each sees one whole version, the one that was published when it opened the file."""
 
 import json
+import logging
 import shutil
 import signal
 import subprocess
@@ -126,6 +127,7 @@ def _late_event(tmp_path, name, conversation, status):
 
 
 def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="convo")
     env = make_env(tmp_path, retain_versions=2)
     runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
     _assert_copy_is_published(env)
@@ -191,6 +193,7 @@ def test_a_build_killed_after_writing_the_copy_publishes_nothing_and_the_next_on
 
 
 def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="convo")
     env = make_env(tmp_path)
     events = _conversation(tmp_path, "a.csv", "30000000000001")
     runner.build(env, [events])
