@@ -1,12 +1,13 @@
 """Each run records the code it ran (git commit, clean tree or not) and its configuration."""
 
 import json
+import logging
 import subprocess
 
 from conftest import ROOT, make_env, query, write_events
 
 from convo import runner
-from convo.provenance import CodeVersion, code_version
+from convo.provenance import CodeVersion, code_version, config_digest
 
 CONVO = [str(ROOT / ".venv" / "bin" / "convo")]
 
@@ -39,7 +40,8 @@ def test_code_version_is_the_commit_and_whether_the_tree_was_clean(tmp_path):
     assert CodeVersion(None, None).label == "-"
 
 
-def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path):
+def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="convo")  # as the CLI sets it: the run's log file gets INFO lines
     env = make_env(tmp_path, retain_versions=3)
     events = write_events(tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")])
     runner.build(env, [str(events)])
@@ -48,6 +50,9 @@ def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path):
     assert (row["code_commit"], row["code_clean"]) == (expected.commit, expected.clean)
     config = json.loads(row["config"])
     assert (config["name"], config["retain_versions"], config["memory_limit"]) == ("test", 3, "2GB")
+
+    logged = (env.warehouse.parent / "logs" / "test" / "run-000001.log").read_text()
+    assert f"run 1 (build {events}): code {expected.label}, configuration {config_digest(config)}" in logged
 
     listing = subprocess.run([*CONVO, "runs", "--warehouse", str(env.warehouse)], capture_output=True, text=True,
                              cwd=ROOT, check=True).stdout.splitlines()

@@ -226,3 +226,12 @@ def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
     assert later.sees() == (2, 2, 4)
     for r in (reader, later):
         r.close()
+    # The run's own record says which code and configuration it used: outside a git checkout, no commit.
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        ((command, commit, config),) = con.execute(
+            "SELECT command, code_commit, config FROM convo_meta.runs WHERE command LIKE 'run %'").fetchall()
+    finally:
+        con.close()
+    assert command == "run --date 2024-05-02 " + str(tmp_path / "b.csv") and commit is None
+    assert json.loads(config)["root"] == str(project)

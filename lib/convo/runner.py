@@ -81,6 +81,8 @@ def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterato
     run = s.runs.start(s.env.name, command, full_refresh=full_refresh,
                        code=provenance.code_version(s.env.root), config=provenance.configuration(s.env))
     handler = _run_log_file(s.env, run)
+    log.info("run %d (%s): code %s, configuration %s", run.run_id, command, run.code.label,
+             provenance.config_digest(run.config))
     t0 = time.perf_counter()
     try:
         yield run
