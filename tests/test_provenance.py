@@ -4,10 +4,12 @@ import json
 import logging
 import subprocess
 
+import duckdb
 from conftest import ROOT, make_env, query, write_events
 
 from convo import runner
 from convo.provenance import CodeVersion, code_version, config_digest
+from convo.site import state
 
 CONVO = [str(ROOT / ".venv" / "bin" / "convo")]
 
@@ -58,3 +60,16 @@ def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path, 
                              cwd=ROOT, check=True).stdout.splitlines()
     assert listing[0].split()[:4] == ["run", "status", "version", "code"]
     assert listing[1].split()[:4] == ["1", "success", "1", expected.label]
+
+
+def test_a_history_recorded_before_the_code_columns_still_lists(tmp_path):
+    env = make_env(tmp_path)
+    events = write_events(tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")])
+    runner.build(env, [str(events)])
+    con = duckdb.connect(str(env.warehouse))
+    for column in ("code_commit", "code_clean", "config"):
+        con.execute(f"ALTER TABLE convo_meta.runs DROP COLUMN {column}")
+    con.close()
+    ((run_id, *_, commit, clean, _message),) = runner.history(env)
+    assert (run_id, commit, clean) == (1, None, None)
+    assert [(r.run_id, r.code_commit) for r in state.read(env.warehouse, {}).runs] == [(1, None)]
