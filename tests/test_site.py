@@ -29,6 +29,7 @@ from nbclient import NotebookClient
 
 from convo import cli, metrics, runner
 from convo.models.registry import models, table_docs
+from convo.provenance import CodeVersion
 from convo.site import SiteBuildFailed, build_html, build_site, diagrams
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -444,3 +445,12 @@ def test_key_pages_render_and_are_saved_as_screenshots(served, browsing):
         shot = SCREENSHOTS / (Path(path).stem + ".png")
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 20_000, f"{shot} looks blank"
+
+
+def test_runs_page_says_which_code_each_run_used(built):
+    table = _soup(built.site / "runs.html").find("table")
+    column = [th.get_text(strip=True) for th in table.find("thead").find_all("th")].index("Code")
+    shown = [tr.find_all("td")[column].get_text(strip=True) for tr in table.find("tbody").find_all("tr")]
+    recorded = query(built.env, "SELECT code_commit, code_clean FROM convo_meta.runs ORDER BY run_id DESC")
+    expected = [CodeVersion(r["code_commit"], r["code_clean"]).label for r in recorded]
+    assert shown == expected and all(label != "-" for label in expected)  # the tests run in a git checkout

@@ -97,13 +97,17 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_runs(args: argparse.Namespace) -> int:
     from convo import runner
+    from convo.provenance import CodeVersion
 
     rows = runner.history(_environment(args), args.limit)
-    print(f"{'run':>5}  {'status':<8}  {'version':>7}  {'started (UTC)':<19}  {'seconds':>7}  command / message")
-    for run_id, command, started, finished, status, version, message in rows:
+    print(f"{'run':>5}  {'status':<8}  {'version':>7}  {'code':<13}  {'started (UTC)':<19}  {'seconds':>7}"
+          "  command / message")
+    for run_id, command, started, finished, status, version, commit, clean, message in rows:
         seconds = f"{(finished - started).total_seconds():7.1f}" if finished else "      -"
         text = command + (f"  -- {message}" if message else "")
-        print(f"{run_id:>5}  {status:<8}  {version or '-':>7}  {started:%Y-%m-%d %H:%M:%S}  {seconds}  {text}")
+        code = CodeVersion(commit, clean).label
+        print(f"{run_id:>5}  {status:<8}  {version or '-':>7}  {code:<13}  {started:%Y-%m-%d %H:%M:%S}  {seconds}"
+              f"  {text}")
     return 0
 
 

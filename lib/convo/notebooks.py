@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import notify
+from convo import notify, provenance
 from convo.config import Environment, find_config
 from convo.lock import EnvironmentBusy, exclusive
 from convo.runs import Run, RunLog
@@ -213,7 +213,8 @@ def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date) -> 
 def _open_record(env: Environment, command: str) -> Run:
     wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
     try:
-        record = RunLog(wh).start(env.name, command)
+        record = RunLog(wh).start(env.name, command, code=provenance.code_version(env.root),
+                                  config=provenance.configuration(env))
         record.published_version = Store(wh).current_version() or None  # what the reports describe
         return record
     finally:

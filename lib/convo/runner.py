@@ -21,10 +21,10 @@ from pathlib import Path
 
 import ibis
 
-from convo import audit, audit_worker, ingest, notify
+from convo import audit, audit_worker, ingest, notify, provenance, published_copy
 from convo.config import Environment
 from convo.lock import exclusive
-from convo.models.registry import Model, models
+from convo.models.registry import Model, models, table_docs
 from convo.runs import FileRecord, Run, RunLog, TableRecord
 from convo.seeds import load_tag_contact_reasons
 from convo.store import FROM, Delta, Store
@@ -78,8 +78,11 @@ def session(env: Environment, command: str) -> Iterator[Session]:
 @contextlib.contextmanager
 def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterator[Run]:
     """Record the run; on failure mark it failed, say why and alert."""
-    run = s.runs.start(s.env.name, command, full_refresh=full_refresh)
+    run = s.runs.start(s.env.name, command, full_refresh=full_refresh,
+                       code=provenance.code_version(s.env.root), config=provenance.configuration(s.env))
     handler = _run_log_file(s.env, run)
+    log.info("run %d (%s): code %s, configuration %s", run.run_id, command, run.code.label,
+             provenance.config_digest(run.config))
     t0 = time.perf_counter()
     try:
         yield run
@@ -235,6 +238,45 @@ def _view_sql(s: Session, m: Model, schema: str) -> str:
     return s.wh.compile(m.fn(**{i: s.wh.table(i, schema) for i in m.inputs}))
 
 
+def _unqualified_view_sql(s: Session) -> dict[str, str]:
+    """The SQL of each view model over unqualified tables of the current catalog and schema."""
+    return {m.name: s.wh.compile(m.fn(**{i: s.wh.con.table(i) for i in m.inputs}))
+            for m in models().values() if m.materialized == "view"}
+
+
+def _write_copy(s: Session, version: int) -> Path:
+    """Write the readers' copy of `version` (published_copy.py); `swap` it in once it is published."""
+    t0 = time.perf_counter()
+    keys = {name: doc.primary_key for name, doc in table_docs().items()}
+    written = published_copy.write(s.wh, s.store, version, lambda: _unqualified_view_sql(s), keys)
+    log.info("readers' copy of version %d written (%.0f MB) in %.2f s", version,
+             written.stat().st_size / 2**20, time.perf_counter() - t0)
+    return written
+
+
+@contextlib.contextmanager
+def _publishing_copy(s: Session, version: int) -> Iterator[None]:
+    """Write the readers' copy of `version`, run the body (which publishes it in the store), swap the
+    copy in. If the body fails, the copy is removed and readers keep the file they had."""
+    written = _write_copy(s, version)
+    try:
+        yield
+    except BaseException:
+        published_copy.discard(s.env.warehouse)
+        raise
+    published_copy.swap(written, s.env.warehouse)
+
+
+def _repair_copy(s: Session) -> None:
+    """Rewrite the readers' copy if it is missing or behind the published version (a warehouse from
+    before the copies, or a process stopped between publishing and swapping)."""
+    current = s.store.current_version()
+    if current and published_copy.version_in(s.env.warehouse) != current:
+        log.info("the readers' copy is not version %d: writing it", current)
+        with _publishing_copy(s, current):
+            pass
+
+
 def _create_views(s: Session, schema: str) -> None:
     """(Re)define the view models in `schema` over the tables of that same schema."""
     for m in models().values():
@@ -363,6 +405,7 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
           recorded(s, command, full_refresh=full_refresh) as run):
         paths = ingest.expand(patterns)
         _discard_unpublished(s, run)
+        _repair_copy(s)
         batch = _stage_inputs(s, paths, run)
         with s.wh.transaction():
             written = _write(s, batch, run, full_refresh)
@@ -386,7 +429,7 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
                 f"{c.table_name}: {c.check_name} ({c.unexpected_count} failing)" for c in failed
             )
             raise BuildFailed(run)
-        with s.wh.transaction():
+        with _publishing_copy(s, run.run_id), s.wh.transaction():
             s.store.publish(run.run_id)
             _create_views(s, PUBLISHED)
             expired = s.store.expire(env.retain_versions)
@@ -425,7 +468,7 @@ def rollback(env: Environment, to: int | None = None) -> Run:
             raise ValueError(
                 f"version {to} cannot be restored; available: {', '.join(map(str, published + rolled_back)) or 'none'}"
             )
-        with s.wh.transaction():
+        with _publishing_copy(s, to), s.wh.transaction():
             s.store.rollback(to)
         run.status, run.published_version = "success", to
         log.info("environment %s now publishes version %d", env.name, to)
@@ -435,9 +478,11 @@ def rollback(env: Environment, to: int | None = None) -> Run:
 def history(env: Environment, limit: int = 20) -> list[tuple]:
     wh = Warehouse(env.warehouse, read_only=True)
     try:
+        recorded = "code_commit" in dict(wh.columns("runs", META))
+        code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
         return wh.execute(
-            f"SELECT run_id, command, started_at, finished_at, status, published_version, message"
-            f" FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
+            f"SELECT run_id, command, started_at, finished_at, status, published_version, {code},"
+            f" message FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
             [limit],
         )
     finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from convo.provenance import CodeVersion
 from convo.warehouse import META, Warehouse
 
 _DDL = f"""
@@ -19,7 +20,12 @@ CREATE TABLE IF NOT EXISTS {META}.run_tables (
 CREATE TABLE IF NOT EXISTS {META}.run_checks (
     run_id BIGINT, table_name VARCHAR, check_name VARCHAR, severity VARCHAR, success BOOLEAN,
     unexpected_count BIGINT, sample VARCHAR, reason VARCHAR, result JSON);
+ALTER TABLE {META}.runs ADD COLUMN IF NOT EXISTS code_commit VARCHAR;
+ALTER TABLE {META}.runs ADD COLUMN IF NOT EXISTS code_clean BOOLEAN;
+ALTER TABLE {META}.runs ADD COLUMN IF NOT EXISTS config JSON;
 """
+# The three added columns: which code (git commit, clean tree or not) and which resolved
+# configuration each run used. ADD COLUMN, so that warehouses built before them keep their history.
 
 
 @dataclass
@@ -65,6 +71,8 @@ class Run:
     status: str = "running"
     message: str | None = None
     published_version: int | None = None
+    code: CodeVersion = CodeVersion(None, None)
+    config: dict = field(default_factory=dict)
     files: list[FileRecord] = field(default_factory=list)
     tables: list[TableRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
@@ -78,6 +86,9 @@ class Run:
             "status": self.status,
             "message": self.message,
             "published_version": self.published_version,
+            "code_commit": self.code.commit,
+            "code_clean": self.code.clean,
+            "config": self.config,
             "files": [asdict(f) for f in self.files],
             "tables": [asdict(t) for t in self.tables],
             "failed_checks": [asdict(c) | {"result": None} for c in self.checks if not c.success],
@@ -89,14 +100,16 @@ class RunLog:
         self.wh = warehouse
         self.wh.execute(_DDL)
 
-    def start(self, environment: str, command: str, *, full_refresh: bool = False) -> Run:
+    def start(self, environment: str, command: str, *, full_refresh: bool = False,
+              code: CodeVersion = CodeVersion(None, None), config: dict | None = None) -> Run:
         run_id = self.wh.scalar(f"SELECT coalesce(max(run_id), 0) + 1 FROM {META}.runs")
+        config = config or {}
         self.wh.execute(
-            f"INSERT INTO {META}.runs (run_id, environment, command, started_at, status, full_refresh)"
-            " VALUES (?, ?, ?, now()::TIMESTAMP, 'running', ?)",
-            [run_id, environment, command, full_refresh],
+            f"INSERT INTO {META}.runs (run_id, environment, command, started_at, status, full_refresh,"
+            " code_commit, code_clean, config) VALUES (?, ?, ?, now()::TIMESTAMP, 'running', ?, ?, ?, ?)",
+            [run_id, environment, command, full_refresh, code.commit, code.clean, json.dumps(config)],
         )
-        return Run(run_id, environment, command, full_refresh)
+        return Run(run_id, environment, command, full_refresh, code=code, config=config)
 
     def mark_interrupted(self) -> list[int]:
         """Runs still 'running' when a new command holds the lock died part-way."""

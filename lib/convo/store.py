@@ -43,7 +43,7 @@ class Delta:
         return self.everything or self.inserted > 0 or self.retired > 0
 
 
-def _visible(version: int) -> str:
+def visible(version: int) -> str:
     return f"{FROM} <= {version} AND ({TO} IS NULL OR {TO} > {version})"
 
 
@@ -205,7 +205,7 @@ class Store:
             cols = ", ".join(f'"{c}"' for c in self.model_columns(name))
             self.wh.execute(
                 f'CREATE OR REPLACE VIEW {schema}."{name}" AS'
-                f' SELECT {cols} FROM {STORE}."{name}" WHERE {_visible(version)}'
+                f' SELECT {cols} FROM {STORE}."{name}" WHERE {visible(version)}'
             )
 
     def stage_candidate(self, version: int) -> None:

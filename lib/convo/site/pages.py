@@ -19,6 +19,7 @@ from pathlib import Path
 from convo import metrics
 from convo.config import Environment
 from convo.models.registry import Model, TableDoc
+from convo.provenance import CodeVersion
 from convo.site import diagrams, links
 from convo.site import markdown as md
 from convo.site.state import CheckRow, WarehouseState
@@ -463,12 +464,19 @@ def runs(data: SiteData) -> str:
         out.append("No runs yet: run `convo build`.")
         return "\n".join(out) + "\n"
     out.append(md.table(
-        ["Run", "Command", "Status", "Published version", "Started", "Seconds", "Message"],
+        ["Run", "Command", "Status", "Published version", "Code", "Started", "Seconds", "Message"],
         [[str(r.run_id), md.code(_command(data, r.command)), f"**{r.status}**" if r.status == "failed" else r.status,
-          str(r.published_version or "-"), md.timestamp(r.started_at), f"{r.seconds:.1f}" if r.seconds else "-",
+          str(r.published_version or "-"), md.code(CodeVersion(r.code_commit, r.code_clean).label),
+          md.timestamp(r.started_at), f"{r.seconds:.1f}" if r.seconds else "-",
           md.text(_command(data, r.message or ""))] for r in state.runs]))
+    out += ["", "Code: the git commit the run used, `+dirty` when the checkout had uncommitted changes, `-` when"
+            " it was not a git checkout. Each run also records the configuration it used (`convo_meta.runs.config`)."]
     if state.run_files or state.run_tables:
         out += ["", f"## The build of the published version (run {state.published_version})", ""]
+        builder = state.run(state.published_version)
+        if builder is not None and builder.code_commit:
+            out += [f"Built by commit {md.code(builder.code_commit)}"
+                    f" ({'clean tree' if builder.code_clean else 'with uncommitted changes'}).", ""]
     if state.run_files:
         out += ["### Input files", "", md.table(
             ["File", "Action", "Rows read", "Staged", "Rejected", "Duplicates"],

@@ -41,6 +41,8 @@ class RunRow:
     message: str | None
     published_version: int | None
     full_refresh: bool
+    code_commit: str | None = None  # which code ran (convo/provenance.py); unknown in older histories
+    code_clean: bool | None = None
 
     @property
     def seconds(self) -> float | None:
@@ -161,8 +163,11 @@ def _tables(con: duckdb.DuckDBPyConnection, primary_keys: dict[str, tuple[str, .
 
 
 def _runs(con: duckdb.DuckDBPyConnection) -> tuple[RunRow, ...]:
+    recorded = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ?"
+                           " AND table_name = 'runs' AND column_name = 'code_commit'", [META]).fetchone()[0]
+    code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
     rows = con.execute(
-        "SELECT run_id, command, started_at, finished_at, status, message, published_version, full_refresh"
+        f"SELECT run_id, command, started_at, finished_at, status, message, published_version, full_refresh, {code}"
         f" FROM {META}.runs ORDER BY run_id DESC LIMIT {RECENT_RUNS}"
     ).fetchall()
     return tuple(RunRow(*r) for r in rows)
