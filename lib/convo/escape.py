@@ -21,9 +21,10 @@ def markdown(value: object) -> str:
     """Inline Markdown (MyST, notebook output, a table cell) that renders as the value's text.
 
     Whitespace runs, newlines included, become one space: a newline would end a table row or
-    start a block, and HTML would show it as a space anyway.
+    start a block, and HTML would show it as a space anyway. A NUL becomes U+FFFD, as CommonMark
+    says, which not every parser does.
     """
-    return _ASCII_PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+    return _ASCII_PUNCTUATION.sub(r"\\\1", " ".join(str(value).replace("\0", "\ufffd").split()))
 
 
 def mermaid(value: object) -> str:
@@ -33,7 +34,8 @@ def mermaid(value: object) -> str:
     names) becomes a Mermaid entity code (`#60;`), which Mermaid decodes into the label's text after
     parsing, so nothing in the value can close the label, start Markdown in it or reach the SVG as markup.
     """
-    return "".join(c if (c.isascii() and c.isalnum()) or c in _MERMAID_PLAIN else f"#{ord(c)};" for c in str(value))
+    text = str(value).replace("\0", "\ufffd")  # `#0;` would end Mermaid's parse
+    return "".join(c if (c.isascii() and c.isalnum()) or c in _MERMAID_PLAIN else f"#{ord(c)};" for c in text)
 
 
 def matplotlib(value: object) -> str:
