@@ -324,7 +324,7 @@ def _checks(data: SiteData, name: str) -> str:
     if not checks:
         return intro + "No checks recorded for this table yet: run `convo build` or `convo check`.\n"
     intro += f"Results of run {checks[0].run_id}.\n\n"
-    rows = [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), md.text(_detail(c))] for c in checks]
+    rows = [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)] for c in checks]
     return intro + md.table(["Check", "Severity", "Result", "Failing", "Detail"], rows)
 
 
@@ -332,10 +332,10 @@ def _count(check: CheckRow) -> str:
     return f"{check.unexpected_count:,}" if check.unexpected_count is not None else ""
 
 
-def _detail(check: CheckRow) -> str:
-    if not check.success and check.sample:
-        return f"e.g. {check.sample}"
-    return check.reason or ""
+def _detail(data: SiteData, check: CheckRow) -> str:
+    """A check's failing sample or why it was skipped, as Markdown text."""
+    detail = f"e.g. {check.sample}" if not check.success and check.sample else check.reason or ""
+    return md.text(_shown_value(data, detail))
 
 
 def _sample(data: SiteData, name: str) -> str:
@@ -345,8 +345,13 @@ def _sample(data: SiteData, name: str) -> str:
     if not published.sample:
         return "The table is empty.\n"
     header = [md.code(c) for c, _ in published.columns]
-    rows = md.table(header, [[md.value(v) for v in row] for row in published.sample])
+    rows = md.table(header, [[md.value(_shown_value(data, v)) for v in row] for row in published.sample])
     return f"The first {len(published.sample)} rows by primary key.\n\n" + md.fenced(rows, "{container} convo-sample")
+
+
+def _shown_value(data: SiteData, value):
+    """A stored value as shown: text (file paths, messages) without the project's absolute path."""
+    return project_paths_in(value, data.env.root) if isinstance(value, str) else value
 
 
 # -- data quality -------------------------------------------------------------------------------
@@ -382,14 +387,14 @@ def quality(data: SiteData) -> str:
         out += ["### Failed checks", "", md.table(
             ["Suite", "Check", "Severity", "Failing", "Detail"],
             [[_table_link(data, c.table_name), md.text(c.check_name), md.text(c.severity), _count(c),
-              md.text(_detail(c))] for c in failed])]
+              _detail(data, c)] for c in failed])]
     out += ["### Results by suite", ""]
     for table in dict.fromkeys(c.table_name for c in latest):
         checks = [c for c in latest if c.table_name == table]
         s = _check_summary(checks)
         out += [f"#### {table}", "", f"{_table_link(data, table)}: {_summary_text(s)}.", "", md.table(
             ["Check", "Severity", "Result", "Failing", "Detail"],
-            [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), md.text(_detail(c))]
+            [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)]
              for c in checks])]
     out += ["## Trend over recent runs", "", _trend(data, state)]
     return "\n".join(out) + "\n"
