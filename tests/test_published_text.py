@@ -57,6 +57,11 @@ def _rows(conversation: int, day: int, tags: list[str], events: list[str], rejec
     return rows
 
 
+def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are TOML's, but TOML wants DEL escaped and no surrogate pair."""
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
 def hostile_project(dest: Path, values: list[str]) -> tuple[Path, dict[str, list[str]]]:
     """A sample project whose dev inputs are a hostile directory of hostile files; what went where."""
     project = sample_project(ROOT, dest)
@@ -77,7 +82,7 @@ def hostile_project(dest: Path, values: list[str]) -> tuple[Path, dict[str, list
         "event": [r[4] for r in rows], "event_value": [r[5] for r in rows]}), inputs / "events.parquet")
     config = (project / "convo.toml").read_text()
     (project / "convo.toml").write_text(config.replace(
-        "[environments.dev]\n", f"[environments.dev]\ninputs = [{json.dumps(inputs.name)}]\n"))
+        "[environments.dev]\n", f"[environments.dev]\ninputs = [{_toml_string(inputs.name)}]\n"))
     shown = {"files": [inputs.name, *(p.name for p in inputs.iterdir())], "tags": [*tags, *multiline],
              "events": events}
     return project, shown

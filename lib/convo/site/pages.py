@@ -17,9 +17,9 @@ from pathlib import Path
 
 from convo.config import Environment
 from convo.models.registry import Model, TableDoc
+from convo.shown_paths import project_path, project_paths_in
 from convo.site import diagrams, links
 from convo.site import markdown as md
-from convo.shown_paths import project_path, project_paths_in
 from convo.site.state import CheckRow, WarehouseState
 
 GENERATED = "_generated"  # fragments included by the hand-written pages (not pages themselves)
@@ -457,7 +457,7 @@ def trend_chart(state: WarehouseState, path: Path) -> None:
 # -- runs and reports ---------------------------------------------------------------------------
 def _recorded(data: SiteData, text: str) -> str:
     """A recorded command or message as Markdown text, with the project's paths shown relative to it."""
-    return md.text(project_paths_in(text, data.env.root))
+    return md.text(_shown_value(data, text))
 
 
 def runs(data: SiteData) -> str:
