@@ -13,6 +13,7 @@ import collections
 import functools
 import html.parser
 import http.server
+import os
 import re
 import threading
 import uuid
@@ -183,6 +184,16 @@ def test_reports_page_shows_the_executed_notebook_as_it_ran(built):
     assert link.get_text(strip=True) == "Conversations per status"  # the notebook's own title
 
 
+def test_no_page_shows_an_absolute_path_of_the_machine(built):
+    """The warehouse and the reports live outside the project here: shown relative to it (`../..`)."""
+    pages = [p for p in built.site.rglob("*.html") if p.name != f"{built.notebook.stem}.html"]  # its code names
+    for machine_path in (str(built.env.warehouse.parent.parent), str(ROOT)):  # the warehouse: this test's own
+        absolute = re.compile(r"(?<!\.\.)" + re.escape(machine_path))
+        assert not [p.name for p in pages if absolute.search(p.read_text(encoding="utf-8"))], machine_path
+    warehouse = os.path.relpath(built.env.warehouse, ROOT)
+    assert f"warehouse {warehouse}" in _text(built.site / "index.html")
+
+
 def test_lineage_and_erds_are_generated_from_the_metadata(built):
     lineage = _soup(built.site / "lineage.html").find("div", attrs={"data-diagram": "lineage"}).find("svg")
     labels = " ".join(lineage.get_text(" ").split())
@@ -320,8 +331,8 @@ def test_convo_docs_without_a_warehouse_or_notebooks_says_so(tmp_path, capsys):
     assert cli.main(["docs", "--env", "test", "--config", str(config)]) == 0
     site = tmp_path / "reports" / "site"
     assert capsys.readouterr().out.strip() == f"site: {site / 'index.html'}"
-    warehouse = tmp_path / "warehouse" / "test.duckdb"
-    assert f"Environment test has no warehouse yet ({warehouse}): run convo build --env test" in _text(
+    # The warehouse's path relative to the project (no absolute path of this machine on the site).
+    assert "Environment test has no warehouse yet (warehouse/test.duckdb): run convo build --env test" in _text(
         site / "index.html")
     assert "No executed notebooks yet for environment test: run convo run --env test" in _text(
         site / "reports" / "index.html")

@@ -22,7 +22,7 @@ from IPython.display import Image, Markdown
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from convo import metrics
+from convo import escape, metrics
 from convo.config import Environment
 from convo.reporting import compute, query
 
@@ -186,7 +186,7 @@ def chart_volume(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Mark
     labels = [pd.Timestamp(p).strftime("%Y-%m-%d") for p in wide.index]
     bottom = pd.Series(0, index=wide.index)
     for tag in wide.columns:
-        ax.bar(labels, wide[tag], bottom=bottom, label=tag, color=palette.get(tag))
+        ax.bar(labels, wide[tag], bottom=bottom, label=escape.matplotlib(tag), color=palette.get(tag))
         bottom += wide[tag]
     ax.set(title=f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
            xlabel=f"{s.grain} starting", ylabel="conversations")
@@ -204,7 +204,7 @@ def chart_share(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Markd
     ax = fig.subplots()
     labels = [pd.Timestamp(p).strftime("%Y-%m-%d") for p in wide.index]
     for tag in top:
-        ax.plot(labels, wide[tag], marker="o", label=tag, color=palette.get(tag))
+        ax.plot(labels, wide[tag], marker="o", label=escape.matplotlib(tag), color=palette.get(tag))
     ax.set(title=f"Share of the {s.grain}'s new conversations carrying each reason (top 8 reasons)",
            xlabel=f"{s.grain} starting", ylabel="share of conversations (%)")
     ax.tick_params(axis="x", rotation=45)
@@ -219,8 +219,9 @@ def chart_resolution(res: pd.DataFrame, palette: dict) -> Image | Markdown:
         return Markdown("_No conversation of these reasons was closed._")
     fig = Figure(figsize=(10, 4), dpi=100, layout="constrained")
     ax = fig.subplots()
-    ax.barh(closed.tag, closed.median_hours_to_resolve, color=[palette.get(t) for t in closed.tag], label="median")
-    ax.scatter(closed.p90_hours_to_resolve, closed.tag, color="black", marker="|", s=200, label="90th percentile")
+    reasons = closed.tag.map(escape.matplotlib)  # the y-axis categories are the tick labels
+    ax.barh(reasons, closed.median_hours_to_resolve, color=[palette.get(t) for t in closed.tag], label="median")
+    ax.scatter(closed.p90_hours_to_resolve, reasons, color="black", marker="|", s=200, label="90th percentile")
     ax.invert_yaxis()
     ax.set(title="Hours to resolve per contact reason (closed conversations)", xlabel="hours to resolve",
            ylabel="reason (tag)")
@@ -235,20 +236,23 @@ def summary(s: Selection, vol: pd.DataFrame, moves: pd.DataFrame, res: pd.DataFr
     totals = vol.groupby(["tag", "contact_reason"], as_index=False).conversations.sum()
     totals = totals.sort_values(["conversations", "tag"], ascending=[False, True])
     conversations = int(vol.drop_duplicates("period").all_conversations.sum())
-    top = ", ".join(f"**{r.contact_reason}** (`{r.tag}`, {r.conversations} conversations,"
+    top = ", ".join(f"**{escape.markdown(r.contact_reason)}** ({escape.markdown(r.tag)},"
+                    f" {r.conversations} conversations,"
                     f" {r.conversations / conversations:.0%})" for r in totals.head(3).itertuples())
     lines = [f"Between {s.start} and {s.end}, {conversations} conversations opened. The top contact reasons"
              f" were {top}."]
     if not moves.empty:
         grew, shrank = moves[moves.change > 0].head(2), moves[moves.change < 0].head(2)
-        describe = lambda m: ", ".join(f"`{r.tag}` ({r.previous} → {r.last})" for r in m.itertuples())  # noqa: E731
+        describe = lambda m: ", ".join(  # noqa: E731
+            f"{escape.markdown(r.tag)} ({r.previous} → {r.last})" for r in m.itertuples())
         if not grew.empty:
             lines.append(f"In the last {s.grain} against the one before, the biggest increase was {describe(grew)}.")
         if not shrank.empty:
             lines.append(f"The biggest decrease was {describe(shrank)}.")
     slow = res[res.closed > 0].sort_values(["median_hours_to_resolve", "tag"], ascending=[False, True]).head(1)
     for r in slow.itertuples():
-        lines.append(f"The slowest reason to resolve was `{r.tag}`: median {r.median_hours_to_resolve} h,"
+        lines.append(f"The slowest reason to resolve was {escape.markdown(r.tag)}:"
+                     f" median {r.median_hours_to_resolve} h,"
                      f" 90th percentile {r.p90_hours_to_resolve} h.")
     lines.append("A conversation with several tags counts once under each tag.")
     return Markdown(" ".join(lines))

@@ -37,6 +37,7 @@ from convo import notify, provenance
 from convo.config import Environment, find_config
 from convo.lock import EnvironmentBusy, exclusive
 from convo.runs import Run, RunLog
+from convo.shown_paths import project_path
 from convo.store import Store
 from convo.warehouse import META, Warehouse
 
@@ -303,7 +304,9 @@ def run(
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
     run_date = run_date or started.date()
-    inputs = [os.path.abspath(p) for p in inputs or []]  # the kernels work in the project root
+    # Paths relative to the project root, where the kernels work: they are shown in the reports
+    # (parameters cell, run header), which must not carry the absolute paths of this machine.
+    inputs = [project_path(p, env.root) for p in inputs or []]
     command = _command(inputs, full_refresh, run_date)
     with exclusive(_run_lock(env), env.name, command):
         with exclusive(env.warehouse, env.name, command):
@@ -315,8 +318,8 @@ def run(
         folder.mkdir(parents=True)
         parameters = {
             "env": env.name,
-            "config_file": str((config_file or find_config()).resolve()),
-            "warehouse": os.path.abspath(env.warehouse),  # --warehouse may be relative to where `convo` started
+            "config_file": project_path((config_file or find_config()).resolve(), env.root),
+            "warehouse": project_path(env.warehouse, env.root),  # --warehouse may be relative to where `convo` started
             "inputs": inputs,
             "full_refresh": full_refresh,
             "run_date": run_date.isoformat(),

@@ -29,11 +29,12 @@ from IPython.display import Image, Markdown, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convo import config, metrics
+from convo import config, escape, metrics
 from convo.audit import ERROR, WARN
 from convo.config import Environment
 from convo.models.registry import table_docs
 from convo.runs import CheckRecord, FileRecord, Run, TableRecord
+from convo.shown_paths import project_path, project_paths_in
 from convo.warehouse import META
 
 # Buckets for the time-to-resolution chart, in hours: (label, upper bound).
@@ -89,9 +90,8 @@ def compute(env: Environment, expression: Callable[[BaseBackend], ir.Table]) -> 
 
 
 def _relative(env: Environment, path: str) -> str:
-    """A file's path relative to the project root when it is inside it (stable across checkouts)."""
-    p = Path(path)
-    return p.relative_to(env.root).as_posix() if p.is_relative_to(env.root) else path
+    """A file's path relative to the project root (stable across checkouts, and no path of the machine)."""
+    return project_path(path, env.root)
 
 
 # -- runs -------------------------------------------------------------------------------------
@@ -143,12 +143,17 @@ def run_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
     r = query(env, f"SELECT started_at, finished_at FROM {META}.runs WHERE run_id = ?", [run.run_id]).iloc[0]
     took = f", {(r.finished_at - r.started_at).total_seconds():.1f} s" if pd.notna(r.finished_at) else ""
     version = f" · published version **{run.published_version}**" if run.published_version else ""
-    message = f"\n\n> {run.message}" if run.message else ""
+    message = f"\n\n> {_shown_text(env, run.message)}" if run.message else ""
     return Markdown(
-        f"Run **{run.run_id}** of environment `{env.name}` (`{run.command}`): **{run.status}**{version}"
-        f" · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took} · run date {on}"
-        f" · warehouse `{env.warehouse}`{message}"
+        f"Run **{run.run_id}** of environment {escape.markdown(env.name)} ({_shown_text(env, run.command)}):"
+        f" **{escape.markdown(run.status)}**{version} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took}"
+        f" · run date {on} · warehouse {escape.markdown(_relative(env, env.warehouse))}{message}"
     )
+
+
+def _shown_text(env: Environment, text: str) -> str:
+    """A recorded command or message as Markdown text, the project's paths relative to it."""
+    return escape.markdown(project_paths_in(text, env.root))
 
 
 def table_changes(run: Run, *layers: str) -> pd.DataFrame | Markdown:
@@ -189,7 +194,7 @@ def _stacked_bars(ax: Axes, table: pd.DataFrame, colours: dict | None = None, wi
     """One bar per index value, one coloured segment per column."""
     bottom = pd.Series(0, index=table.index)
     for column in table.columns:
-        ax.bar(table.index, table[column], width, bottom=bottom, label=column,
+        ax.bar(table.index, table[column], width, bottom=bottom, label=escape.matplotlib(column),
                color=(colours or {}).get(column))
         bottom += table[column]
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
@@ -308,7 +313,7 @@ def unmapped_tags(env: Environment) -> Markdown:
     df = query(env, "SELECT tag FROM dim_tag WHERE category = 'unmapped' ORDER BY tag")
     if df.empty:
         return Markdown("Every tag seen in the events has a contact reason.")
-    names = ", ".join(f"`{t}`" for t in df.tag)
+    names = ", ".join(escape.markdown(t) for t in df.tag)
     return Markdown(f"**{len(df)} tag(s) without a contact reason:** {names}. "
                     "Add them to `seeds/tag_contact_reasons.csv` to give them a reason and category.")
 

@@ -20,6 +20,7 @@ from convo.config import Environment
 from convo.files import replace_directory
 from convo.models.registry import models, table_docs
 from convo.seeds import TAG_CONTACT_REASONS
+from convo.shown_paths import project_path
 from convo.site import diagrams, pages, state
 
 log = logging.getLogger(__name__)
@@ -58,8 +59,8 @@ def _site_data(env: Environment) -> pages.SiteData:
     reads = diagrams.notebook_reads(_notebook_sources(), tables)
     nodes, edges = diagrams.lineage_graph(
         all_models, docs,
-        input_files=[_shown(env, p) for p in env.inputs],
-        seed_files=[_shown(env, env.seeds_dir / TAG_CONTACT_REASONS)],
+        input_files=[project_path(p, env.root) for p in env.inputs],
+        seed_files=[project_path(env.seeds_dir / TAG_CONTACT_REASONS, env.root)],
         notebook_reads=reads,
     )
     types = {name: t.types for name, t in (warehouse.tables if warehouse else {}).items()}
@@ -79,12 +80,6 @@ def _cache_dir() -> Path:
     """Per user, not per environment: SVGs are named by the hash of their source, so every build
     on the machine (each environment, each test project) can reuse them."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convo"
-
-
-def _shown(env: Environment, path) -> str:
-    """An input path relative to the environment's root, as configured."""
-    path = Path(path)
-    return str(path.relative_to(env.root)) if path.is_relative_to(env.root) else str(path)
 
 
 def _notebook_sources() -> dict[str, str]:

@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from convo import escape
 from convo.models.registry import SOURCES, Model, TableDoc
 
 # Natural sizes (no useMaxWidth): the page scales a diagram down to fit its width. mermaidx sizes
@@ -143,7 +144,7 @@ def lineage(nodes: list[LineageNode], edges: list[tuple[str, str]]) -> str:
         lines.append(f"  classDef {layer} fill:{LAYER_COLOURS.get(layer, OTHER_LAYER)},stroke:#555")
     for n in nodes:
         shape = '[/"{}"/]' if n.layer == "inputs" else '(["{}"])' if n.layer == "notebooks" else '["{}"]'
-        lines.append(f"  {n.id}{shape.format(n.label)}:::{n.layer}")
+        lines.append(f"  {n.id}{shape.format(escape.mermaid(n.label))}:::{n.layer}")
     lines += [f"  {a} --> {b}" for a, b in edges]
     return "\n".join(lines) + "\n"
 

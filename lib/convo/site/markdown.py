@@ -6,20 +6,19 @@ import datetime as dt
 import re
 from collections.abc import Iterable, Sequence
 
+from convo import escape
+
 MAX_VALUE = 48  # characters of a sample value shown in a table cell
 
-# Every ASCII punctuation character may be backslash-escaped in CommonMark; escaping them all
-# keeps data values (paths, hashes, free text) from being read as markup.
-_PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")
-
-
-def text(value: str) -> str:
-    """Literal text: no markup in it is interpreted."""
-    return _PUNCTUATION.sub(r"\\\1", " ".join(str(value).split()))
+text = escape.markdown  # literal text: data values (paths, tags, messages) are always written with it
 
 
 def code(value: str) -> str:
-    """An inline code span, fenced with more backticks than the value contains."""
+    """An inline code span, fenced with more backticks than the value contains.
+
+    For names the project itself defines (columns, commands it suggests): a code span keeps a newline
+    or a `|`, which would break a table row, so data goes through `text` instead.
+    """
     value = str(value)
     fence = "`" * (max((len(m) for m in re.findall(r"`+", value)), default=0) + 1)
     pad = " " if value.startswith("`") or value.endswith("`") else ""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Mapping
@@ -20,6 +19,7 @@ from convo import metrics
 from convo.config import Environment
 from convo.models.registry import Model, TableDoc
 from convo.provenance import CodeVersion
+from convo.shown_paths import project_path, project_paths_in
 from convo.site import diagrams, links
 from convo.site import markdown as md
 from convo.site.state import CheckRow, WarehouseState
@@ -54,8 +54,12 @@ class SiteData:
     def layer(self, table: str) -> str:
         return self.docs[table].layer if table in self.docs else "undocumented"
 
+    def shown(self, path: str | Path) -> str:
+        """A data path (warehouse, input file, report) as shown to readers: relative to the project."""
+        return project_path(path, self.env.root)
+
     def rel(self, path: str | Path) -> str:
-        """A path as shown to readers: relative to the repository when inside it."""
+        """A source file's path as shown to readers: relative to the repository when inside it."""
         path = Path(path)
         try:
             return str(path.resolve().relative_to(self.repo))
@@ -119,11 +123,11 @@ def freshness(data: SiteData) -> str:
     env, state = data.env, data.state
     if state is None:
         return md.fenced(
-            f"Environment {md.code(env.name)} has no warehouse yet ({md.code(data.rel(env.warehouse))}):"
-            f" run {md.code(f'convo build --env {env.name}')}. Table pages list the documented columns only.",
+            f"Environment {md.text(env.name)} has no warehouse yet ({md.text(data.shown(env.warehouse))}):"
+            f" run {md.text(f'convo build --env {env.name}')}. Table pages list the documented columns only.",
             "{warning}",
         )
-    lines = [f"- **Environment:** {md.code(env.name)}, warehouse {md.code(data.rel(state.path))}"]
+    lines = [f"- **Environment:** {md.text(env.name)}, warehouse {md.text(data.shown(state.path))}"]
     build = state.run(state.published_version)
     if state.published_version:
         finished = md.timestamp(build.finished_at) if build else "(run no longer listed)"
@@ -133,9 +137,9 @@ def freshness(data: SiteData) -> str:
         lines.append(f"- **Data last refreshed:** never: nothing is published yet; run {md.code('convo build')}")
     if state.runs:
         last = state.runs[0]
-        lines.append(f"- **Last run:** run {last.run_id} ({md.code(_command(data, last.command))}),"
+        lines.append(f"- **Last run:** run {last.run_id} ({_recorded(data, last.command)}),"
                      f" **{last.status}**, started {md.timestamp(last.started_at)}"
-                     + (f": {md.text(last.message)}" if last.message else ""))
+                     + (f": {_recorded(data, last.message)}" if last.message else ""))
     checks = state.latest_checks
     if not checks:
         lines.append("- **Checks:** none recorded yet")
@@ -323,7 +327,7 @@ def _checks(data: SiteData, name: str) -> str:
     if not checks:
         return intro + "No checks recorded for this table yet: run `convo build` or `convo check`.\n"
     intro += f"Results of run {checks[0].run_id}.\n\n"
-    rows = [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), md.text(_detail(c))] for c in checks]
+    rows = [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)] for c in checks]
     return intro + md.table(["Check", "Severity", "Result", "Failing", "Detail"], rows)
 
 
@@ -331,10 +335,10 @@ def _count(check: CheckRow) -> str:
     return f"{check.unexpected_count:,}" if check.unexpected_count is not None else ""
 
 
-def _detail(check: CheckRow) -> str:
-    if not check.success and check.sample:
-        return f"e.g. {check.sample}"
-    return check.reason or ""
+def _detail(data: SiteData, check: CheckRow) -> str:
+    """A check's failing sample or why it was skipped, as Markdown text."""
+    detail = f"e.g. {check.sample}" if not check.success and check.sample else check.reason or ""
+    return md.text(_shown_value(data, detail))
 
 
 def _sample(data: SiteData, name: str) -> str:
@@ -344,8 +348,13 @@ def _sample(data: SiteData, name: str) -> str:
     if not published.sample:
         return "The table is empty.\n"
     header = [md.code(c) for c, _ in published.columns]
-    rows = md.table(header, [[md.value(v) for v in row] for row in published.sample])
+    rows = md.table(header, [[md.value(_shown_value(data, v)) for v in row] for row in published.sample])
     return f"The first {len(published.sample)} rows by primary key.\n\n" + md.fenced(rows, "{container} convo-sample")
+
+
+def _shown_value(data: SiteData, value):
+    """A stored value as shown: text (file paths, messages) without the project's absolute path."""
+    return project_paths_in(value, data.env.root) if isinstance(value, str) else value
 
 
 # -- data quality -------------------------------------------------------------------------------
@@ -373,7 +382,7 @@ def quality(data: SiteData) -> str:
         return "\n".join(out) + "\n"
     latest = state.latest_checks
     run = state.run(latest[0].run_id)
-    when = f", {md.code(_command(data, run.command))} started {md.timestamp(run.started_at)}" if run else ""
+    when = f", {_recorded(data, run.command)} started {md.timestamp(run.started_at)}" if run else ""
     out += [f"## Latest results: run {latest[0].run_id}", "", f"Run {latest[0].run_id}{when}:"
             f" {_summary_text(_check_summary(latest))}.", ""]
     failed = [c for c in latest if not c.success]
@@ -381,14 +390,14 @@ def quality(data: SiteData) -> str:
         out += ["### Failed checks", "", md.table(
             ["Suite", "Check", "Severity", "Failing", "Detail"],
             [[_table_link(data, c.table_name), md.text(c.check_name), md.text(c.severity), _count(c),
-              md.text(_detail(c))] for c in failed])]
+              _detail(data, c)] for c in failed])]
     out += ["### Results by suite", ""]
     for table in dict.fromkeys(c.table_name for c in latest):
         checks = [c for c in latest if c.table_name == table]
         s = _check_summary(checks)
         out += [f"#### {table}", "", f"{_table_link(data, table)}: {_summary_text(s)}.", "", md.table(
             ["Check", "Severity", "Result", "Failing", "Detail"],
-            [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), md.text(_detail(c))]
+            [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)]
              for c in checks])]
     out += ["## Trend over recent runs", "", _trend(data, state)]
     return "\n".join(out) + "\n"
@@ -402,7 +411,7 @@ def _trend(data: SiteData, state: WarehouseState) -> str:
     for run_id in reversed(ids):
         s = _check_summary([c for c in state.checks if c.run_id == run_id])
         run = state.run(run_id)
-        rows.append([str(run_id), md.code(_command(data, run.command)) if run else "", md.timestamp(
+        rows.append([str(run_id), _recorded(data, run.command) if run else "", md.timestamp(
             run.started_at if run else None), str(s["checks"]), str(s["passed"]), str(s["error"]), str(s["warn"]),
             str(s["skipped"])])
     by_suite = []
@@ -449,13 +458,13 @@ def trend_chart(state: WarehouseState, path: Path) -> None:
 
 
 # -- runs and reports ---------------------------------------------------------------------------
-def _command(data: SiteData, command: str) -> str:
-    """A recorded command with the repository's absolute paths shortened."""
-    return command.replace(str(data.repo) + os.sep, "")
+def _recorded(data: SiteData, text: str) -> str:
+    """A recorded command or message as Markdown text, with the project's paths shown relative to it."""
+    return md.text(_shown_value(data, text))
 
 
 def runs(data: SiteData) -> str:
-    out = ["# Runs", "", f"The run history of environment {md.code(data.env.name)}, newest first: every"
+    out = ["# Runs", "", f"The run history of environment {md.text(data.env.name)}, newest first: every"
            " command that changed or checked it (also shown by `convo runs`). It is kept in the warehouse,"
            " schema `convo_meta`, by {src}`lib/convo/runs.py`; failed runs alert as {src}`lib/convo/notify.py`"
            " and convo.toml say.", ""]
@@ -465,10 +474,10 @@ def runs(data: SiteData) -> str:
         return "\n".join(out) + "\n"
     out.append(md.table(
         ["Run", "Command", "Status", "Published version", "Code", "Started", "Seconds", "Message"],
-        [[str(r.run_id), md.code(_command(data, r.command)), f"**{r.status}**" if r.status == "failed" else r.status,
+        [[str(r.run_id), _recorded(data, r.command), f"**{r.status}**" if r.status == "failed" else r.status,
           str(r.published_version or "-"), md.code(CodeVersion(r.code_commit, r.code_clean).label),
           md.timestamp(r.started_at), f"{r.seconds:.1f}" if r.seconds else "-",
-          md.text(_command(data, r.message or ""))] for r in state.runs]))
+          _recorded(data, r.message or "")] for r in state.runs]))
     out += ["", "Code: the git commit the run used, `+dirty` when the checkout had uncommitted changes, `-` when"
             " it was not a git checkout. Each run also records the configuration it used (`convo_meta.runs.config`)."]
     if state.run_files or state.run_tables:
@@ -480,7 +489,7 @@ def runs(data: SiteData) -> str:
     if state.run_files:
         out += ["### Input files", "", md.table(
             ["File", "Action", "Rows read", "Staged", "Rejected", "Duplicates"],
-            [[md.code(data.rel(f.path)), md.text(f.action), *(f"{n:,}" if n is not None else "-" for n in (
+            [[md.text(data.shown(f.path)), md.text(f.action), *(f"{n:,}" if n is not None else "-" for n in (
                 f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed))] for f in state.run_files]), ""]
     if state.run_tables:
         out += ["### Tables", "", md.table(
@@ -494,12 +503,12 @@ def reports(data: SiteData) -> str:
     out = ["# Reports", ""]
     latest = data.env.reports_dir / data.env.name / "latest"
     if not data.executed_notebooks:
-        out.append(md.fenced(f"No executed notebooks yet for environment {md.code(data.env.name)}: run"
-                             f" {md.code(f'convo run --env {data.env.name}')}. Its reports appear here after its"
+        out.append(md.fenced(f"No executed notebooks yet for environment {md.text(data.env.name)}: run"
+                             f" {md.text(f'convo run --env {data.env.name}')}. Its reports appear here after its"
                              " next successful run.", "{note}"))
         return "\n".join(out) + "\n"
-    out += [f"The notebooks of the latest successful `convo run` of environment {md.code(data.env.name)}"
-            f" ({md.code(data.rel(latest.resolve()))}), as executed, with their outputs: they are not run again"
+    out += [f"The notebooks of the latest successful `convo run` of environment {md.text(data.env.name)}"
+            f" ({md.text(data.shown(latest.resolve()))}), as executed, with their outputs: they are not run again"
             " to build this site.", ""]
     entries = "\n".join(f"{_notebook_title(nb)} <{nb.stem}>" for nb in data.executed_notebooks)
     out.append(md.fenced(f":maxdepth: 1\n\n{entries}", "{toctree}"))
