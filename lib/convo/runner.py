@@ -23,6 +23,7 @@ import ibis
 
 from convo import audit, audit_worker, ingest, notify
 from convo.config import Environment
+from convo.files import remove_audit_spills
 from convo.lock import exclusive
 from convo.models.registry import Model, models
 from convo.runs import FileRecord, Run, RunLog, TableRecord
@@ -67,12 +68,25 @@ def session(env: Environment, command: str) -> Iterator[Session]:
         wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
         try:
             s = Session(env, wh, Store(wh), RunLog(wh))
-            interrupted = s.runs.mark_interrupted()
-            if interrupted:
-                log.warning("runs %s stopped part-way earlier; the next build discards what they wrote", interrupted)
+            notify.warn_if_unusable(env)
+            for folder in remove_audit_spills(env.warehouse):
+                log.warning("removed %s, left by an audit that was stopped part-way", folder.name)
+            if interrupted := s.runs.mark_interrupted():
+                _alert_interrupted(env, interrupted, command)
             yield s
         finally:
             wh.close()  # scratch tables are TEMP: they go with the connection
+
+
+def _alert_interrupted(env: Environment, interrupted: list[dict], command: str) -> None:
+    """Runs that died part-way (killed, or the machine stopped) alert like failed runs, once:
+    the command that finds them marks them failed."""
+    described = "; ".join(f"run {r['run_id']} `{r['command']}` started {r['started_at']:%Y-%m-%d %H:%M:%S} UTC"
+                          for r in interrupted)
+    message = f"stopped part-way, found by `convo {command}`: {described}; the next build discards what they wrote"
+    log.warning("%s", message)
+    notify.send(env, {"environment": env.name, "command": command, "status": "interrupted", "message": message,
+                      "interrupted_runs": interrupted})
 
 
 @contextlib.contextmanager
