@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import logging
 import os
 import sys
@@ -228,6 +229,32 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"convo: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # anything else failed the command: one line for a person, -v for the traceback
+        if args.verbose:
+            raise
+        if disk_full(exc):
+            print(f"convo: the disk is full: {_first_line(exc)}; the published version is as it was,"
+                  " free some space and run the command again", file=sys.stderr)
+        else:
+            print(f"convo: {type(exc).__name__}: {_first_line(exc)} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, is "no space left on device"
+    (DuckDB reports it in its own exception types, with the system's message)."""
+    no_space = os.strerror(errno.ENOSPC)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or no_space in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def entry() -> None:

@@ -7,6 +7,7 @@ upwards, or named by $CONVO_CONFIG). Paths in it are relative to that file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 CONFIG_NAME = "convo.toml"
 # Engines `convo build` can run the models on (README, "Backends").
 BACKENDS = ("duckdb", "pyspark")
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(ValueError):
@@ -52,7 +54,27 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+def check_name(name: str) -> str:
+    """An environment's name goes into file and folder names (warehouse/<env>.duckdb, reports/<env>/),
+    so it may hold only letters, digits, `-` and `_`: `../x` must not reach another folder."""
+    if not ENVIRONMENT_NAME.fullmatch(name):
+        raise ConfigError(f"environment name {name!r} is not allowed: use only letters, digits, '-' and '_'")
+    return name
+
+
+def check_warehouse(path: Path) -> Path:
+    """The warehouse file, made absolute so that DuckDB reads its name literally (a relative name
+    like `md:x` or `:memory:` would be taken as a protocol or an in-memory database)."""
+    text = str(path)
+    if odd := next((c for c in text if not c.isprintable()), None):
+        raise ConfigError(f"warehouse path {text!r}: holds the control character U+{ord(odd):04X}; rename it")
+    if path.is_dir():
+        raise ConfigError(f"warehouse path {text}: is a directory; give the warehouse file's path")
+    return Path(os.path.abspath(path))
+
+
 def load(name: str, *, config: Path | None = None, warehouse: Path | None = None) -> Environment:
+    check_name(name)
     path = config or find_config()
     if path is None:
         raise ConfigError(f"no {CONFIG_NAME} found in {Path.cwd()} or above (set CONVO_CONFIG to name one)")
@@ -69,7 +91,7 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     return Environment(
         name=name,
         root=root,
-        warehouse=warehouse or root / settings.get("warehouse", warehouse_dir / f"{name}.duckdb"),
+        warehouse=check_warehouse(warehouse or root / settings.get("warehouse", warehouse_dir / f"{name}.duckdb")),
         inputs=tuple(str(root / p) for p in settings.get("inputs", [])),
         seeds_dir=root / settings.get("seeds_dir", "seeds"),
         reports_dir=root / settings.get("reports_dir", "reports"),

@@ -304,6 +304,7 @@ def run(
     run_date = run_date or started.date()
     inputs = [os.path.abspath(p) for p in inputs or []]  # the kernels work in the project root
     command = _command(inputs, full_refresh, run_date)
+    notify.warn_if_unusable(env)
     with exclusive(_run_lock(env), env.name, command):
         with exclusive(env.warehouse, env.name, command):
             pass  # fail now, not in the first notebook, if a build or check is going on

@@ -60,22 +60,33 @@ class Session:
     wh: Warehouse
     store: Store
     runs: RunLog
+    alerted: bool = False  # the run's own record has sent the failure alert
 
 
 @contextlib.contextmanager
 def session(env: Environment, command: str) -> Iterator[Session]:
+    """The environment, locked and open; a failure before its run could be recorded (a full disk,
+    a damaged file) alerts here, since no run record will."""
     with exclusive(env.warehouse, env.name, command):
-        wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
+        notify.warn_if_unusable(env)
+        s: Session | None = None
+        wh: Warehouse | None = None
         try:
+            wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
             s = Session(env, wh, Store(wh), RunLog(wh))
-            notify.warn_if_unusable(env)
             for folder in remove_audit_spills(env.warehouse):
                 log.warning("removed %s, left by an audit that was stopped part-way", folder.name)
             if interrupted := s.runs.mark_interrupted():
                 _alert_interrupted(env, interrupted, command)
             yield s
+        except Exception as exc:
+            if s is None or not s.alerted:
+                notify.send(env, {"environment": env.name, "command": command, "status": "failed",
+                                  "message": f"{type(exc).__name__}: {exc}"})
+            raise
         finally:
-            wh.close()  # scratch tables are TEMP: they go with the connection
+            if wh is not None:
+                wh.close()  # scratch tables are TEMP: they go with the connection
 
 
 def _alert_interrupted(env: Environment, interrupted: list[dict], command: str) -> None:
@@ -104,11 +115,19 @@ def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterato
         raise
     finally:
         log.info("run %s %s in %.1f s", run.run_id, run.status, time.perf_counter() - t0)
-        s.runs.finish(run)
-        logging.getLogger("convo").removeHandler(handler)
-        handler.close()
-        if run.status == "failed":
-            notify.send(s.env, run.summary())
+        try:
+            s.runs.finish(run)
+        except Exception as exc:  # e.g. the disk is full: the run failed, and its alert must still go
+            log.error("run %s could not be recorded: %s", run.run_id, exc)
+            if run.status != "failed":
+                run.status, run.message = "failed", f"the run could not be recorded: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            logging.getLogger("convo").removeHandler(handler)
+            handler.close()
+            if run.status == "failed":
+                notify.send(s.env, run.summary())
+                s.alerted = True
 
 
 def _run_log_file(env: Environment, run: Run) -> logging.Handler:
