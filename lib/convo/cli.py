@@ -22,7 +22,9 @@ def _env_options(p: argparse.ArgumentParser) -> None:
 
 
 def _environment(args: argparse.Namespace) -> config.Environment:
-    return config.load(args.env, config=args.config, warehouse=args.warehouse)
+    env = config.load(args.env, config=args.config, warehouse=args.warehouse)
+    os.umask(env.umask)  # for all this process and the ones it starts create (kernels, Spark, Sphinx)
+    return env
 
 
 def _print_checks(checks) -> None:

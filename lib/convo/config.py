@@ -42,6 +42,9 @@ class Environment:
     notify: Notify = field(default_factory=Notify)
     checks: dict = field(default_factory=dict)
     backend: str = "duckdb"
+    # Permission bits taken away from what convo creates (warehouse, logs, reports, site): the
+    # data is customer data, so by default only the owner may read it (files 0600, folders 0700).
+    umask: int = 0o077
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -87,6 +90,7 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     if backend not in BACKENDS:
         raise ConfigError(f"{path}: environment {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
     root = path.parent.resolve()
+    umask = _umask(settings.get("umask", "077"), f"{path}: environment {name!r}")
     warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
     return Environment(
         name=name,
@@ -101,4 +105,16 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
         notify=Notify(**settings.get("notify", {})),
         checks=dict(settings.get("checks", {})),
         backend=backend,
+        umask=umask,
     )
+
+
+def _umask(value, where: str) -> int:
+    """`umask = "077"` (octal, as the shell's umask); the owner must keep read and write."""
+    text = str(value)
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        raise ConfigError(f"{where}: umask {value!r} is not three octal digits such as \"077\" or \"027\"")
+    mask = int(text, 8)
+    if mask & 0o600:
+        raise ConfigError(f"{where}: umask {value!r} would take read or write access from the owner")
+    return mask

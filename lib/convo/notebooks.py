@@ -35,6 +35,7 @@ from pathlib import Path
 
 from convo import notify
 from convo.config import Environment, find_config
+from convo.files import created_with
 from convo.lock import EnvironmentBusy, exclusive
 from convo.runs import Run, RunLog
 from convo.store import Store
@@ -305,7 +306,7 @@ def run(
     inputs = [os.path.abspath(p) for p in inputs or []]  # the kernels work in the project root
     command = _command(inputs, full_refresh, run_date)
     notify.warn_if_unusable(env)
-    with exclusive(_run_lock(env), env.name, command):
+    with created_with(env.umask), exclusive(_run_lock(env), env.name, command):
         with exclusive(env.warehouse, env.name, command):
             pass  # fail now, not in the first notebook, if a build or check is going on
         sources = discover(env.root / NOTEBOOKS_DIR)

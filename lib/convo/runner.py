@@ -23,7 +23,7 @@ import ibis
 
 from convo import audit, audit_worker, ingest, notify
 from convo.config import Environment
-from convo.files import remove_audit_spills
+from convo.files import created_with, remove_audit_spills
 from convo.lock import exclusive
 from convo.models.registry import Model, models
 from convo.runs import FileRecord, Run, RunLog, TableRecord
@@ -67,7 +67,7 @@ class Session:
 def session(env: Environment, command: str) -> Iterator[Session]:
     """The environment, locked and open; a failure before its run could be recorded (a full disk,
     a damaged file) alerts here, since no run record will."""
-    with exclusive(env.warehouse, env.name, command):
+    with created_with(env.umask), exclusive(env.warehouse, env.name, command):
         notify.warn_if_unusable(env)
         s: Session | None = None
         wh: Warehouse | None = None
