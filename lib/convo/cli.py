@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     from convo.lock import EnvironmentBusy
     from convo.warehouse import WarehouseLocked
 
+    umask = os.umask(0o077)  # the caller's, given back at the end: a command sets its environment's
+    os.umask(umask)
     try:
         return args.func(args)
     except (EnvironmentBusy, WarehouseLocked) as exc:
@@ -240,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"convo: {type(exc).__name__}: {_first_line(exc)} (run with -v for the traceback)", file=sys.stderr)
         return EXIT_FAILED
+    finally:
+        os.umask(umask)
 
 
 def disk_full(exc: BaseException) -> bool:
