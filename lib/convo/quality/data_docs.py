@@ -16,12 +16,14 @@ bs4 comes with nbconvert (which renders the notebooks); only `convo check` impor
 from __future__ import annotations
 
 import ast
+import logging
 import os
 import re
 from pathlib import Path
 
 from bs4 import BeautifulSoup
 
+log = logging.getLogger(__name__)
 STYLESHEET = Path("static") / "styles" / "convo_offline.css"
 _REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 _CSS_REMOTE_URL = re.compile(r"""url\(\s*(['"]?)\s*(https?:)?//[^)]*\)""", re.IGNORECASE)
@@ -29,7 +31,7 @@ _CSS_REMOTE_IMPORT = re.compile(r"""@import\s+(url\()?\s*['"]?\s*(https?:)?//[^;
 # GX's call that fills a table in the browser: $('#ID').bootstrapTable(Object.assign({columns: [...], data: [...]
 _TABLE_SCRIPT = re.compile(
     r"\$\('#(?P<id>[\w-]+)'\)\.bootstrapTable\(\s*Object\.assign\(\s*\{\s*columns:\s*(?P<columns>\[.*?\]),\s*"
-    r"data:\s*(?P<data>\[.*\]),\s*\n", re.DOTALL)
+    r"data:\s*(?P<data>\[.*?\]),\s*toolbar:", re.DOTALL)
 
 OFFLINE_CSS = """\
 /* convo: GX Data Docs without their CDN stylesheets (Bootstrap, bootstrap-table, Font Awesome). */
@@ -82,7 +84,12 @@ def offline_page(html: str, stylesheet_href: str) -> str:
     soup = BeautifulSoup(html, "html.parser")
     for script in soup.find_all("script"):
         if match := _TABLE_SCRIPT.search(script.string or ""):
-            _write_table(soup, match["id"], ast.literal_eval(match["columns"]), ast.literal_eval(match["data"]))
+            try:
+                columns, rows = ast.literal_eval(match["columns"]), ast.literal_eval(match["data"])
+            except (ValueError, SyntaxError) as exc:  # a GX version that writes these otherwise
+                log.warning("data docs: table %s left empty, its data did not parse: %s", match["id"], exc)
+            else:
+                _write_table(soup, match["id"], columns, rows)
         script.decompose()
     for tag in soup.find_all(["link", "img", "source", "iframe", "embed", "object", "audio", "video"]):
         if any(_REMOTE.match(tag.get(attr) or "") for attr in ("href", "src", "data", "srcset", "poster")):
