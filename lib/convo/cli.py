@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import errno
 import logging
 import os
 import sys
@@ -21,7 +22,9 @@ def _env_options(p: argparse.ArgumentParser) -> None:
 
 
 def _environment(args: argparse.Namespace) -> config.Environment:
-    return config.load(args.env, config=args.config, warehouse=args.warehouse)
+    env = config.load(args.env, config=args.config, warehouse=args.warehouse)
+    os.umask(env.umask)  # for all this process and the ones it starts create (kernels, Spark, Sphinx)
+    return env
 
 
 def _print_checks(checks) -> None:
@@ -222,6 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     from convo.lock import EnvironmentBusy
     from convo.warehouse import WarehouseLocked
 
+    umask = os.umask(0o077)  # the caller's, given back at the end: a command sets its environment's
+    os.umask(umask)
     try:
         return args.func(args)
     except (EnvironmentBusy, WarehouseLocked) as exc:
@@ -232,6 +237,34 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"convo: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except Exception as exc:  # anything else failed the command: one line for a person, -v for the traceback
+        if args.verbose:
+            raise
+        if disk_full(exc):
+            print(f"convo: the disk is full: {_first_line(exc)}; the published version is as it was,"
+                  " free some space and run the command again", file=sys.stderr)
+        else:
+            print(f"convo: {type(exc).__name__}: {_first_line(exc)} (run with -v for the traceback)", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        os.umask(umask)
+
+
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc`, or an error it was raised from or while handling, is "no space left on device"
+    (DuckDB reports it in its own exception types, with the system's message)."""
+    no_space = os.strerror(errno.ENOSPC)
+    seen: BaseException | None = exc
+    while seen is not None:
+        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or no_space in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else "(no message)"
 
 
 def entry() -> None:

@@ -7,6 +7,7 @@ upwards, or named by $CONVO_CONFIG). Paths in it are relative to that file.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 CONFIG_NAME = "convo.toml"
 # Engines `convo build` can run the models on (README, "Backends").
 BACKENDS = ("duckdb", "pyspark")
+ENVIRONMENT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
 
 class ConfigError(ValueError):
@@ -40,6 +42,9 @@ class Environment:
     notify: Notify = field(default_factory=Notify)
     checks: dict = field(default_factory=dict)
     backend: str = "duckdb"
+    # Permission bits taken away from what convo creates (warehouse, logs, reports, site): the
+    # data is customer data, so by default only the owner may read it (files 0600, folders 0700).
+    umask: int = 0o077
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -52,7 +57,27 @@ def find_config(start: Path | None = None) -> Path | None:
     return None
 
 
+def check_name(name: str) -> str:
+    """An environment's name goes into file and folder names (warehouse/<env>.duckdb, reports/<env>/),
+    so it may hold only letters, digits, `-` and `_`: `../x` must not reach another folder."""
+    if not ENVIRONMENT_NAME.fullmatch(name):
+        raise ConfigError(f"environment name {name!r} is not allowed: use only letters, digits, '-' and '_'")
+    return name
+
+
+def check_warehouse(path: Path) -> Path:
+    """The warehouse file, made absolute so that DuckDB reads its name literally (a relative name
+    like `md:x` or `:memory:` would be taken as a protocol or an in-memory database)."""
+    text = str(path)
+    if odd := next((c for c in text if not c.isprintable()), None):
+        raise ConfigError(f"warehouse path {text!r}: holds the control character U+{ord(odd):04X}; rename it")
+    if path.is_dir():
+        raise ConfigError(f"warehouse path {text}: is a directory; give the warehouse file's path")
+    return Path(os.path.abspath(path))
+
+
 def load(name: str, *, config: Path | None = None, warehouse: Path | None = None) -> Environment:
+    check_name(name)
     path = config or find_config()
     if path is None:
         raise ConfigError(f"no {CONFIG_NAME} found in {Path.cwd()} or above (set CONVO_CONFIG to name one)")
@@ -65,11 +90,12 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     if backend not in BACKENDS:
         raise ConfigError(f"{path}: environment {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
     root = path.parent.resolve()
+    umask = _umask(settings.get("umask", "077"), f"{path}: environment {name!r}")
     warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
     return Environment(
         name=name,
         root=root,
-        warehouse=warehouse or root / settings.get("warehouse", warehouse_dir / f"{name}.duckdb"),
+        warehouse=check_warehouse(warehouse or root / settings.get("warehouse", warehouse_dir / f"{name}.duckdb")),
         inputs=tuple(str(root / p) for p in settings.get("inputs", [])),
         seeds_dir=root / settings.get("seeds_dir", "seeds"),
         reports_dir=root / settings.get("reports_dir", "reports"),
@@ -79,4 +105,16 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
         notify=Notify(**settings.get("notify", {})),
         checks=dict(settings.get("checks", {})),
         backend=backend,
+        umask=umask,
     )
+
+
+def _umask(value, where: str) -> int:
+    """`umask = "077"` (octal, as the shell's umask); the owner must keep read and write."""
+    text = str(value)
+    if not re.fullmatch(r"0?[0-7]{3}", text):
+        raise ConfigError(f"{where}: umask {value!r} is not three octal digits such as \"077\" or \"027\"")
+    mask = int(text, 8)
+    if mask & 0o600:
+        raise ConfigError(f"{where}: umask {value!r} would take read or write access from the owner")
+    return mask

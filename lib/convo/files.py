@@ -2,8 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
+
+
+@contextlib.contextmanager
+def created_with(umask: int) -> Iterator[None]:
+    """Files and folders created inside get the permissions `umask` leaves (the process's umask,
+    which the processes it starts inherit); the previous umask comes back after."""
+    previous = os.umask(umask)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def copy_contents(source: Path, dest: Path, *, skip: tuple[str, ...] = ()) -> None:
+    """Copy a folder's files, contents only: unlike shutil.copytree, which copies the permissions
+    of the checkout, what is created gets the process's umask. Entries named in `skip` are left out."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        if entry.name in skip:
+            continue
+        if entry.is_dir():
+            copy_contents(entry, dest / entry.name, skip=skip)
+        else:
+            shutil.copyfile(entry, dest / entry.name)
 
 
 def replace_directory(final: Path, building: Path) -> None:
@@ -15,3 +42,20 @@ def replace_directory(final: Path, building: Path) -> None:
         final.rename(old)
     building.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def audit_spill_prefix(warehouse: Path) -> str:
+    """Name prefix of the folders an audit's DuckDB connections spill to, beside the warehouse."""
+    return f"{warehouse.name}.audit-"
+
+
+def remove_audit_spills(warehouse: Path) -> list[Path]:
+    """Remove the spill folders an audit left when it was killed (a finished audit removes its own).
+
+    Only safe while holding the environment's lock: no audit of it can be running then."""
+    prefix = audit_spill_prefix(warehouse)
+    found = sorted(p for p in warehouse.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()) \
+        if warehouse.parent.is_dir() else []
+    for folder in found:
+        shutil.rmtree(folder)
+    return found

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
+from convo.config import ConfigError
+
 
 class EnvironmentBusy(RuntimeError):
     pass
@@ -18,8 +20,11 @@ class EnvironmentBusy(RuntimeError):
 def exclusive(warehouse: Path, environment: str, command: str) -> Iterator[None]:
     """Hold `<warehouse>.lock` for the duration; the kernel releases it if the process dies."""
     path = warehouse.with_name(warehouse.name + ".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except (FileNotFoundError, NotADirectoryError, PermissionError, FileExistsError) as exc:
+        raise ConfigError(f"warehouse {warehouse}: cannot create files in {path.parent}: {exc.strerror}") from exc
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

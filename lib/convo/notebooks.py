@@ -35,6 +35,7 @@ from pathlib import Path
 
 from convo import notify, provenance
 from convo.config import Environment, find_config
+from convo.files import created_with
 from convo.lock import EnvironmentBusy, exclusive
 from convo.runs import Run, RunLog
 from convo.shown_paths import project_path
@@ -308,7 +309,8 @@ def run(
     # (parameters cell, run header), which must not carry the absolute paths of this machine.
     inputs = [project_path(p, env.root) for p in inputs or []]
     command = _command(inputs, full_refresh, run_date)
-    with exclusive(_run_lock(env), env.name, command):
+    notify.warn_if_unusable(env)
+    with created_with(env.umask), exclusive(_run_lock(env), env.name, command):
         with exclusive(env.warehouse, env.name, command):
             pass  # fail now, not in the first notebook, if a build or check is going on
         sources = discover(env.root / NOTEBOOKS_DIR)

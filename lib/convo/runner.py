@@ -23,6 +23,7 @@ import ibis
 
 from convo import audit, audit_worker, ingest, notify, provenance, published_copy
 from convo.config import Environment
+from convo.files import created_with, remove_audit_spills
 from convo.lock import exclusive
 from convo.models.registry import Model, models, table_docs
 from convo.runs import FileRecord, Run, RunLog, TableRecord
@@ -59,20 +60,44 @@ class Session:
     wh: Warehouse
     store: Store
     runs: RunLog
+    alerted: bool = False  # the run's own record has sent the failure alert
 
 
 @contextlib.contextmanager
 def session(env: Environment, command: str) -> Iterator[Session]:
-    with exclusive(env.warehouse, env.name, command):
-        wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
+    """The environment, locked and open; a failure before its run could be recorded (a full disk,
+    a damaged file) alerts here, since no run record will."""
+    with created_with(env.umask), exclusive(env.warehouse, env.name, command):
+        notify.warn_if_unusable(env)
+        s: Session | None = None
+        wh: Warehouse | None = None
         try:
+            wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
             s = Session(env, wh, Store(wh), RunLog(wh))
-            interrupted = s.runs.mark_interrupted()
-            if interrupted:
-                log.warning("runs %s stopped part-way earlier; the next build discards what they wrote", interrupted)
+            for folder in remove_audit_spills(env.warehouse):
+                log.warning("removed %s, left by an audit that was stopped part-way", folder.name)
+            if interrupted := s.runs.mark_interrupted():
+                _alert_interrupted(env, interrupted, command)
             yield s
+        except Exception as exc:
+            if s is None or not s.alerted:
+                notify.send(env, {"environment": env.name, "command": command, "status": "failed",
+                                  "message": f"{type(exc).__name__}: {exc}"})
+            raise
         finally:
-            wh.close()  # scratch tables are TEMP: they go with the connection
+            if wh is not None:
+                wh.close()  # scratch tables are TEMP: they go with the connection
+
+
+def _alert_interrupted(env: Environment, interrupted: list[dict], command: str) -> None:
+    """Runs that died part-way (killed, or the machine stopped) alert like failed runs, once:
+    the command that finds them marks them failed."""
+    described = "; ".join(f"run {r['run_id']} `{r['command']}` started {r['started_at']:%Y-%m-%d %H:%M:%S} UTC"
+                          for r in interrupted)
+    message = f"stopped part-way, found by `convo {command}`: {described}; the next build discards what they wrote"
+    log.warning("%s", message)
+    notify.send(env, {"environment": env.name, "command": command, "status": "interrupted", "message": message,
+                      "interrupted_runs": interrupted})
 
 
 @contextlib.contextmanager
@@ -93,11 +118,19 @@ def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterato
         raise
     finally:
         log.info("run %s %s in %.1f s", run.run_id, run.status, time.perf_counter() - t0)
-        s.runs.finish(run)
-        logging.getLogger("convo").removeHandler(handler)
-        handler.close()
-        if run.status == "failed":
-            notify.send(s.env, run.summary())
+        try:
+            s.runs.finish(run)
+        except Exception as exc:  # e.g. the disk is full: the run failed, and its alert must still go
+            log.error("run %s could not be recorded: %s", run.run_id, exc)
+            if run.status != "failed":
+                run.status, run.message = "failed", f"the run could not be recorded: {type(exc).__name__}: {exc}"
+            raise
+        finally:
+            logging.getLogger("convo").removeHandler(handler)
+            handler.close()
+            if run.status == "failed":
+                notify.send(s.env, run.summary())
+                s.alerted = True
 
 
 def _run_log_file(env: Environment, run: Run) -> logging.Handler:

@@ -111,14 +111,16 @@ class RunLog:
         )
         return Run(run_id, environment, command, full_refresh, code=code, config=config)
 
-    def mark_interrupted(self) -> list[int]:
-        """Runs still 'running' when a new command holds the lock died part-way."""
-        ids = [r for (r,) in self.wh.execute(f"SELECT run_id FROM {META}.runs WHERE status = 'running'")]
+    def mark_interrupted(self) -> list[dict]:
+        """Runs still 'running' when a new command holds the lock died part-way: marked failed,
+        and returned (run_id, command, started_at) for the alert that says so."""
+        found = [dict(run_id=r, command=c, started_at=t) for r, c, t in self.wh.execute(
+            f"SELECT run_id, command, started_at FROM {META}.runs WHERE status = 'running' ORDER BY run_id")]
         self.wh.execute(
             f"UPDATE {META}.runs SET status = 'failed', message = 'interrupted: the process stopped part-way',"
             " finished_at = now()::TIMESTAMP WHERE status = 'running'"
         )
-        return ids
+        return found
 
     def finish(self, run: Run) -> None:
         """Write the run's outcome and records in one transaction (one commit, not one per row)."""

@@ -27,6 +27,8 @@ import great_expectations as gx  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 
 from convo import child  # noqa: E402
+from convo.files import audit_spill_prefix  # noqa: E402
+from convo.quality.data_docs import make_offline  # noqa: E402
 from convo.quality.gx_duckdb import keep_duckdb_connections  # noqa: E402
 from convo.quality.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 
@@ -95,7 +97,7 @@ def _sql_source(context, warehouse: Path, *, threads: int, memory_limit: str) ->
 
     It spills to a directory of its own, removed on exit: by default DuckDB spills next to the
     file, under names that the audit's other processes would use too."""
-    with tempfile.TemporaryDirectory(prefix=f"{warehouse.name}.audit-", dir=warehouse.parent) as spill:
+    with tempfile.TemporaryDirectory(prefix=audit_spill_prefix(warehouse), dir=warehouse.parent) as spill:
         config = {"threads": threads, "memory_limit": memory_limit, "temp_directory": spill}
         source = context.data_sources.add_sql(
             "warehouse",
@@ -232,5 +234,7 @@ def _validate_parts(
         if docs_dir.exists():
             shutil.rmtree(docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE])
-        log.info("data docs written to %s in %.1f s", docs_dir, time.perf_counter() - t0)
+        pages = make_offline(docs_dir)  # GX's pages load scripts and styles from CDNs
+        log.info("data docs written to %s (%d pages, nothing remote) in %.1f s", docs_dir, pages,
+                 time.perf_counter() - t0)
     return by_table

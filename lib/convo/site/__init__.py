@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from convo.config import Environment
-from convo.files import replace_directory
+from convo.files import copy_contents, replace_directory
 from convo.models.registry import models, table_docs
 from convo.seeds import TAG_CONTACT_REASONS
 from convo.shown_paths import project_path
@@ -41,7 +41,7 @@ def build_site(env: Environment, out: Path | None = None) -> Path:
     work = env.reports_dir / ".site-build"
     shutil.rmtree(work, ignore_errors=True)
     src = work / "src"
-    shutil.copytree(PROSE, src, ignore=shutil.ignore_patterns("_static", "_templates"))
+    copy_contents(PROSE, src, skip=("_static", "_templates"))  # with the environment's permissions
     data = _site_data(env)
     pages.write_all(data, src)
     pages.write_source_pages(src, REPO)
