@@ -134,6 +134,24 @@ def test_killed_build_leaves_the_published_version_and_the_next_build_recovers(t
     assert query(env, "SELECT count(*) AS n FROM fact_conversations")[0]["n"] == 40_001
 
 
+def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, big_events):
+    """A first build killed after writing its version leaves every stored table, empty once
+    discarded: the next build must compute each of them whole, the calendar included (it has no
+    input that could say it changed), and publish what a clean first build publishes."""
+    killed, clean = make_env(tmp_path / "killed"), make_env(tmp_path / "clean")
+    process = _start_build(killed, big_events)
+    _wait_for(process, "auditing version")
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert runner.build(killed, [str(big_events)]).status == "success"
+    assert runner.build(clean, [str(big_events)]).status == "success"
+    for table in ("dim_date", "dim_user", "fact_conversation_lifecycle", "mart_contact_reasons_daily"):
+        columns = [r["column_name"] for r in query(clean, "SELECT column_name FROM information_schema.columns"
+                                                   f" WHERE table_schema = 'main' AND table_name = '{table}'")]
+        sql = f"SELECT {', '.join(c for c in columns if c != 'updated_at')} FROM {table} ORDER BY ALL"
+        assert query(killed, sql) == query(clean, sql), table
+
+
 def test_second_build_on_the_same_environment_fails_fast(tmp_path, big_events):
     env = make_env(tmp_path)
     first = _start_build(env, big_events)

@@ -215,7 +215,7 @@ def _staged_events_reader(s: Session):
 # -- models -----------------------------------------------------------------------------------
 def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool) -> str | None:
     """ALL, None (nothing to do), or the scratch table holding the partitions to recompute."""
-    if full_refresh or (m.materialized == "table" and not s.wh.has_table(m.name, STORE)):
+    if full_refresh or (m.materialized == "table" and s.store.never_written(m.name)):
         return ALL
     changed = [i for i in m.inputs if i in deltas and deltas[i].changed]
     if not changed:

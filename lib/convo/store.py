@@ -93,6 +93,13 @@ class Store:
         t = self.wh.table(name, STORE)
         return t.filter(t[TO].isnull()).drop(FROM, TO)
 
+    def never_written(self, name: str) -> bool:
+        """No row of the table was ever kept: missing, or emptied by `discard_after` (a first build
+        that was killed or failed). Such a table is computed whole, not by changed partitions."""
+        if not self.wh.has_table(name, STORE):
+            return True
+        return self.wh.scalar(f'SELECT count(*) = 0 FROM (SELECT 1 FROM {STORE}."{name}" LIMIT 1)')
+
     def live_count(self, name: str) -> int:
         if not self.wh.has_table(name, STORE):
             return 0
