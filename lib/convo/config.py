@@ -11,6 +11,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convo import event_window
+from convo.event_window import EventWindow
+
 CONFIG_NAME = "convo.toml"
 # Engines `convo build` can run the models on (README, "Backends").
 BACKENDS = ("duckdb", "pyspark")
@@ -40,6 +43,7 @@ class Environment:
     notify: Notify = field(default_factory=Notify)
     checks: dict = field(default_factory=dict)
     backend: str = "duckdb"
+    event_window: EventWindow = field(default_factory=EventWindow)  # plausible event times
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -64,6 +68,10 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     backend = settings.get("backend", "duckdb")
     if backend not in BACKENDS:
         raise ConfigError(f"{path}: environment {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    try:
+        window = event_window.from_settings(settings.get("event_window", {}))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: environment {name!r}: {exc}") from None
     root = path.parent.resolve()
     warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
     return Environment(
@@ -79,4 +87,5 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
         notify=Notify(**settings.get("notify", {})),
         checks=dict(settings.get("checks", {})),
         backend=backend,
+        event_window=window,
     )

@@ -12,6 +12,7 @@ normally.
 from __future__ import annotations
 
 import csv
+import datetime
 import glob
 import hashlib
 import io
@@ -294,18 +295,22 @@ def land(wh: Warehouse, files: list[InputFile], first_file_id: int) -> dict[int,
 
 
 def stage_batch(
-    wh: Warehouse, by_id: dict[int, InputFile], staged_events_of: Callable[[str], ibis.Table] | None
+    wh: Warehouse,
+    by_id: dict[int, InputFile],
+    staged_events_of: Callable[[str], ibis.Table] | None,
+    window: tuple[datetime.datetime, datetime.datetime],
 ) -> dict[int, FileCounts]:
     """Type the landed rows; write scratch tables batch_events (new, unique) and batch_rejected.
 
     `staged_events_of(table)` reads the events already staged for the conversations in the
-    `conversation_id` column of a scratch table (None when nothing is staged yet).
+    `conversation_id` column of a scratch table (None when nothing is staged yet); `window` holds
+    the first and last accepted event time.
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
     t0 = time.perf_counter()
     # The raw text is not copied along: only rejected rows need it, and they fetch it back.
-    parsed = wh.materialize("batch_parsed", parse_raw_events(raw).drop(*RAW_COLUMNS))
+    parsed = wh.materialize("batch_parsed", parse_raw_events(raw, window).drop(*RAW_COLUMNS))
     log.info("parsed %d rows in %.1f s", wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"), time.perf_counter() - t0)
     rejects = parsed.filter(parsed.reject_reason.notnull())
     rejects = rejects.join(raw, ["file_seq", "source_line"])

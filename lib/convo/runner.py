@@ -13,6 +13,7 @@ A build, inside the environment's lock:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Iterator
@@ -138,7 +139,9 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
                 if s.wh.has_table("ingested_files", STORE) else None) or 0
     by_id = ingest.land(s.wh, files, first_id + 1)
-    counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s))
+    window = s.env.event_window.bounds(datetime.datetime.now(datetime.UTC))
+    log.info("accepting events from %s to %s (event_window)", *window)
+    counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s), window)
     s.wh.execute(
         f"CREATE OR REPLACE TEMP TABLE {WORK}.batch_files (file_id BIGINT, path VARCHAR, sha256 VARCHAR,"
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
