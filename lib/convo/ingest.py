@@ -11,16 +11,19 @@ normally.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime
-import glob
+import gzip
 import hashlib
 import io
 import logging
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import duckdb
 import ibis
@@ -32,6 +35,10 @@ from convo.warehouse import WORK, Warehouse
 log = logging.getLogger(__name__)
 
 FORMATS = {".csv": "csv", ".parquet": "parquet"}
+READ_SUFFIXES = (".csv", ".csv.gz", ".parquet")
+# A longer CSV line is rejected whole (DuckDB's reader needs a bound; no event is near this long).
+MAX_LINE_BYTES = 1 << 20
+LINE_TOO_LONG, NOT_UTF8 = f"line longer than {MAX_LINE_BYTES} bytes", "not UTF-8"
 
 
 class InputError(ValueError):
@@ -45,6 +52,8 @@ class InputFile:
     sha256: str
     columns: tuple[str, ...]  # the contract's column names, in the file's order
     lines: int | None = None  # a CSV file's lines, counted while hashing it (None: not counted)
+    read_name: str = ""  # the name DuckDB reads it by (its open descriptor; see `inspected`)
+    gzipped: bool = False
 
 
 @dataclass
@@ -57,43 +66,91 @@ class FileCounts:
     duplicates_removed: int = 0
 
 
-def expand(patterns: list[str]) -> list[Path]:
-    """File names, directories (their CSV and Parquet files) and glob patterns -> files, in order."""
+@dataclass(frozen=True)
+class Listing:
+    """The files a build reads, and the entries of its input directories it does not read."""
+
+    files: list[Path]
+    ignored: list[Path]
+
+
+def _format_of(path: Path) -> str | None:
+    name = path.name.lower()
+    return "csv.gz" if name.endswith(".csv.gz") else FORMATS.get(path.suffix.lower())
+
+
+def expand(inputs: list[str]) -> Listing:
+    """File names and directories (their CSV, gzipped CSV and Parquet files, in name order) -> files.
+
+    Names are taken literally: `star*.csv` is the file of that name (the shell expands patterns).
+    """
     files: list[Path] = []
-    for pattern in patterns:
-        path = Path(pattern)
-        if path.is_dir():
-            files += sorted(p for p in path.iterdir() if p.suffix.lower() in FORMATS)
-        elif glob.has_magic(pattern):
-            matches = sorted(Path(p) for p in glob.glob(pattern))
-            if not matches:
-                raise InputError(f"{pattern}: no file matches this pattern")
-            files += matches
-        else:
+    ignored: list[Path] = []
+    for name in inputs:
+        path = Path(name)
+        if not path.is_dir():
             files.append(path)
-    return files
+            continue
+        try:
+            entries = sorted(path.iterdir())
+        except OSError as exc:
+            raise InputError(f"{path}: cannot list this directory: {exc.strerror}") from None
+        readable = [p for p in entries if _format_of(p) and p.is_file()]
+        if not readable:
+            held = f"; it holds only {', '.join(p.name for p in entries)}" if entries else " (it is empty)"
+            raise InputError(f"{path}: no {', '.join(READ_SUFFIXES)} file in this directory{held}")
+        files += readable
+        ignored += [p for p in entries if p not in readable]
+    return Listing(files, ignored)
 
 
 def sha256(path: Path) -> str:
-    return _hash_and_count_lines(path)[0]
-
-
-def _hash_and_count_lines(path: Path) -> tuple[str, int]:
-    """The file's SHA-256 and its number of lines (ending in \\n or \\r\\n; a last line without one
-    counts), in the one pass that reads the file. numpy counts at memory speed; bytes.count would
-    add half the hashing time."""
-    digest, lines, last = hashlib.sha256(), 0, b"\n"
     with path.open("rb") as f:
+        return _hash_and_count_lines(f, gzipped=_format_of(path) == "csv.gz")[0]
+
+
+def _inflated(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The text of gzip data given in pieces (every member of a multi-member file), streaming."""
+    inflate = zlib.decompressobj(wbits=31)
+    for chunk in chunks:
+        while chunk:
+            yield inflate.decompress(chunk)
+            chunk = inflate.unused_data if inflate.eof else b""
+            if inflate.eof:
+                inflate = zlib.decompressobj(wbits=31)
+    yield inflate.flush()
+
+
+def _hash_and_count_lines(f: BinaryIO, *, gzipped: bool = False) -> tuple[str, int]:
+    """The file's SHA-256 and its number of lines (ending in \\n or \\r\\n; a last line without one
+    counts), in the one pass that reads the file; a gzipped file's lines are those of its text.
+    numpy counts at memory speed; bytes.count would add half the hashing time."""
+    digest, lines, last = hashlib.sha256(), 0, b"\n"
+
+    def chunks() -> Iterator[bytes]:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
-            lines += int(np.count_nonzero(np.frombuffer(chunk, np.uint8) == ord("\n")))
-            last = chunk[-1:]
+            yield chunk
+
+    try:
+        for text in _inflated(chunks()) if gzipped else chunks():
+            lines += int(np.count_nonzero(np.frombuffer(text, np.uint8) == ord("\n")))
+            last = text[-1:] or last
+    except zlib.error as exc:
+        raise InputError(f"{f.name}: not a readable gzip file ({exc})") from None
     return digest.hexdigest(), lines + (last != b"\n")
 
 
 def csv_columns(path: Path) -> tuple[str, ...]:
     with path.open("rb") as f:
-        first = f.readline(1 << 16)
+        return _csv_header(f, path, gzipped=_format_of(path) == "csv.gz")
+
+
+def _csv_header(f: BinaryIO, path: Path, *, gzipped: bool) -> tuple[str, ...]:
+    try:
+        first = (gzip.GzipFile(fileobj=f, mode="rb") if gzipped else f).readline(1 << 16)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(f"{path}: not a readable gzip file ({exc})") from None
     if not first.strip():
         raise InputError(f"{path}: the file is empty; expected a header line {','.join(RAW_COLUMNS)}")
     try:
@@ -106,9 +163,9 @@ def csv_columns(path: Path) -> tuple[str, ...]:
     return tuple(header)
 
 
-def _parquet_columns(wh: Warehouse, path: Path) -> tuple[str, ...]:
+def _parquet_columns(wh: Warehouse, path: Path, read_name: str) -> tuple[str, ...]:
     try:
-        names = [r[0].lower() for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(path)])]
+        names = [r[0].lower() for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_name])]
     except Exception as exc:  # DuckDB raises several exception types for unreadable files
         raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
     if sorted(names) != sorted(RAW_COLUMNS):
@@ -116,21 +173,40 @@ def _parquet_columns(wh: Warehouse, path: Path) -> tuple[str, ...]:
     return tuple(names)
 
 
-def inspect(wh: Warehouse, paths: list[Path]) -> list[InputFile]:
-    """Check every file can be read before anything is written; hash them."""
-    checked = []
-    for path in paths:
-        if not path.exists():
-            raise InputError(f"{path}: file not found")
-        if not path.is_file():
-            raise InputError(f"{path}: not a regular file")
-        file_format = FORMATS.get(path.suffix.lower())
-        if file_format is None:
-            raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected .csv or .parquet")
-        columns = csv_columns(path) if file_format == "csv" else _parquet_columns(wh, path)
-        digest, lines = _hash_and_count_lines(path)
-        checked.append(InputFile(path, file_format, digest, columns, lines if file_format == "csv" else None))
-    return checked
+@contextlib.contextmanager
+def inspected(wh: Warehouse, paths: list[Path]) -> Iterator[list[InputFile]]:
+    """Check every file can be read before anything is written; hash them.
+
+    Each file stays open until the block ends, and DuckDB reads it through its descriptor: its
+    reader takes a name as a glob pattern (`star*.csv` would read `starX.csv` too), a descriptor is
+    that one file, and the very file that was checked and hashed.
+    """
+    with contextlib.ExitStack() as open_files:
+        yield [_inspect(wh, path, open_files) for path in paths]
+
+
+def _inspect(wh: Warehouse, path: Path, open_files: contextlib.ExitStack) -> InputFile:
+    if not path.exists():
+        raise InputError(f"{path}: file not found")
+    if not path.is_file():
+        raise InputError(f"{path}: not a regular file")
+    file_format = _format_of(path)
+    if file_format is None:
+        raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected {', '.join(READ_SUFFIXES)}")
+    try:
+        f = open_files.enter_context(path.open("rb"))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read: {exc.strerror}") from None
+    read_name = f"/proc/self/fd/{f.fileno()}"
+    gzipped = file_format == "csv.gz"
+    if file_format == "parquet":
+        columns = _parquet_columns(wh, path, read_name)
+    else:
+        columns = _csv_header(f, path, gzipped=gzipped)
+        f.seek(0)
+    digest, lines = _hash_and_count_lines(f, gzipped=gzipped)
+    return InputFile(path, "parquet" if file_format == "parquet" else "csv", digest, columns,
+                     None if file_format == "parquet" else lines, read_name, gzipped)
 
 
 def _literal(text: str) -> str:
@@ -173,6 +249,37 @@ def _split_lines(lines: str) -> str:
                 FROM ({lines})))"""
 
 
+def _read_options(f: InputFile) -> str:
+    """Options of every DuckDB read of a CSV file: its compression (DuckDB reads a descriptor, whose
+    name has no extension to guess it from) and the longest line; errors of a line go to the rejects."""
+    return (f"compression = '{'gzip' if f.gzipped else 'none'}', max_line_size = {MAX_LINE_BYTES},"
+            " store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans'")
+
+
+def _line_errors() -> str:
+    """SQL: the rejected lines (from DuckDB's rejects table) with their `line_error`, the reason
+    the line could not be read as text at all (NULL when it was, and only its fields are wrong)."""
+    return f"""SELECT line, trim(min(csv_line), chr(13) || chr(10)) AS text,
+                      bool_or(error_type = 'UNQUOTED VALUE') AS quote_error,
+                      CASE WHEN bool_or(error_type = 'LINE SIZE OVER MAXIMUM') THEN '{LINE_TOO_LONG}'
+                           WHEN bool_or(error_type = 'INVALID ENCODING') THEN '{NOT_UTF8}' END AS line_error
+               FROM temp.csv_rejects GROUP BY line"""
+
+
+def _numbered(rows: str, skipped: str, first_line: int) -> str:
+    """SQL: the rows of the query `rows` (with `position`: 0, 1, ... in file order) with their `line`.
+
+    The first row is on `first_line`; each row after lines of the table `skipped` (rejected
+    lines, with their `line`) moves down by their number, found from the rows before each run of them.
+    """
+    return f"""SELECT r.*, r.position + {first_line} + coalesce(s.shift, 0) AS line
+    FROM ({rows}) AS r
+    ASOF LEFT JOIN (SELECT line - {first_line} - n + 1 AS position, max(n) AS shift
+                    FROM (SELECT line, row_number() OVER (ORDER BY line) AS n FROM {skipped})
+                    GROUP BY 1) AS s
+    ON r.position >= s.position"""
+
+
 def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     """Raw text of every well-formed line, with its line number; malformed lines to the rejects.
 
@@ -181,26 +288,24 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     empty line gives nothing. Otherwise (empty lines, a quote left open that swallowed the lines
     after it, a quoted field over several lines) the file is read again line by line; so it is
     when a rejected line has a quote: after a quote error the reader may report part of the line,
-    or none of it.
+    or none of it. A line that is not UTF-8 or is too long is rejected whole, by either read.
     """
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.landing_{file_id} AS
-        SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"', escape = '"',
-                               store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans',
-                               strict_mode = true, null_padding = false)""",
-        [str(f.path)],
+        SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"',
+                               escape = '"', strict_mode = true, null_padding = false, {_read_options(f)})""",
+        [f.read_name],
     )
     # A rejected line's reason comes from splitting its text: the same on both ways of reading.
-    rejected = """SELECT line, trim(min(csv_line), chr(13) || chr(10)) AS text,
-                         bool_or(error_type = 'UNQUOTED VALUE') AS quote_error
-                  FROM temp.csv_rejects GROUP BY line"""
-    wh.execute(f"CREATE OR REPLACE TEMP TABLE {WORK}.csv_rejected_lines AS {_split_lines(rejected)}")
+    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {WORK}.csv_rejected_lines AS
+               SELECT * REPLACE (coalesce(line_error, reason) AS reason) FROM ({_split_lines(_line_errors())})""")
     exact = wh.scalar(
         f"""SELECT count(*) + (SELECT count(*) FROM {WORK}.landing_{file_id}) + 1 = ?
-                   AND coalesce(bool_and(reason IS NOT NULL AND NOT quote_error AND NOT contains(text, '"')), true)
+                   AND coalesce(bool_and(line_error IS NOT NULL
+                                         OR reason IS NOT NULL AND NOT quote_error AND NOT contains(text, '"')), true)
             FROM {WORK}.csv_rejected_lines""",
         [f.lines],
     )
@@ -214,38 +319,39 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     )
     raw = ", ".join(f"l.{c}" for c in RAW_COLUMNS)
     # A view, not a copy: parsing reads the landed rows once, numbering them on the way. rowid
-    # counts well-formed rows in file order (from an offset inside a transaction); a row's line
-    # is shifted by the malformed lines before it, found from the rows before each run of them.
-    numbered = f"SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS good_rows_before" \
-               f" FROM {WORK}.landing_{file_id}"
-    line = "l.good_rows_before + 2"
-    shifts = ""
+    # counts well-formed rows in file order (from an offset inside a transaction).
+    rows = f"SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS position FROM {WORK}.landing_{file_id}"
     if wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{file_id}"):
-        line += " + coalesce(m.shift, 0)"
-        shifts = f"""ASOF LEFT JOIN (SELECT line - 1 - n AS good_rows_before, max(n) AS shift
-                                     FROM (SELECT line, row_number() OVER (ORDER BY line) AS n
-                                           FROM {WORK}.malformed_{file_id})
-                                     GROUP BY good_rows_before) AS m
-                     ON l.good_rows_before >= m.good_rows_before"""
+        rows = _numbered(rows, f"{WORK}.malformed_{file_id}", first_line=2)
+    else:
+        rows = f"SELECT *, position + 2 AS line FROM ({rows})"
     wh.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
-        SELECT {raw}, {_literal(str(f.path))} AS source_file, ({line})::BIGINT AS source_line,
+        SELECT {raw}, {_literal(str(f.path))} AS source_file, l.line::BIGINT AS source_line,
                {file_id}::BIGINT AS file_seq
-        FROM ({numbered}) AS l {shifts}"""
+        FROM ({rows}) AS l"""
     )
 
 
 def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     """`_land_csv`'s tables from the file's lines, read whole by DuckDB and split in SQL."""
     landing = f"{WORK}.landing_{file_id}"
+    wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {landing} AS
         SELECT text FROM read_csv(?, auto_detect = false, header = false, columns = {{'text': 'VARCHAR'}},
-                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '')""",
-        [str(f.path)],
+                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '', {_read_options(f)})""",
+        [f.read_name],
     )
-    # Numbered by rowid, in file order; an empty line is NULL: skipped, but it has its number.
-    lines = f"""SELECT * FROM (SELECT rowid - (SELECT min(rowid) FROM {landing}) + 1 AS line, text FROM {landing})
+    # Lines DuckDB could not read as text (not UTF-8, too long) are not rows: the rows after them move down.
+    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {WORK}.unreadable_lines_{file_id} AS
+               SELECT line, coalesce(line_error, 'unreadable line') AS reason, text AS raw_line FROM ({_line_errors()})""")
+    seen = wh.scalar(f"SELECT (SELECT count(*) FROM {landing}) + (SELECT count(*) FROM {WORK}.unreadable_lines_{file_id})")
+    if seen != f.lines:
+        raise InputError(f"{f.path}: read line by line, DuckDB saw {seen} lines where the file has {f.lines}")
+    # Numbered in file order; an empty line is NULL: skipped, but it has its number.
+    rows = f"SELECT rowid - (SELECT min(rowid) FROM {landing}) AS position, text FROM {landing}"
+    lines = f"""SELECT line, text FROM ({_numbered(rows, f"{WORK}.unreadable_lines_{file_id}", first_line=1)})
                 WHERE line > 1 AND text IS NOT NULL"""
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.lines_{file_id} AS
@@ -254,7 +360,8 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     )
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id} AS
-        SELECT line, reason, raw_line FROM {WORK}.lines_{file_id} WHERE reason IS NOT NULL"""
+        SELECT line, reason, raw_line FROM {WORK}.lines_{file_id} WHERE reason IS NOT NULL
+        UNION ALL SELECT line, reason, raw_line FROM {WORK}.unreadable_lines_{file_id}"""
     )
     # Empty fields are NULL, as DuckDB's reader gives them.
     raw = ", ".join(f"nullif(fields[{f.columns.index(c) + 1}], '') AS {c}" for c in RAW_COLUMNS)
@@ -266,13 +373,13 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
 
 
 def _land_parquet(wh: Warehouse, f: InputFile, file_id: int) -> None:
-    actual = {r[0].lower(): r[0] for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [str(f.path)])}
+    actual = {r[0].lower(): r[0] for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [f.read_name])}
     raw = ", ".join(f'"{actual[c]}"::VARCHAR AS {c}' for c in RAW_COLUMNS)
-    path = _literal(str(f.path))
     wh.execute(
         f"""CREATE OR REPLACE TEMP VIEW raw_{file_id} AS
-        SELECT {raw}, {path} AS source_file, (file_row_number + 1)::BIGINT AS source_line, {file_id}::BIGINT AS file_seq
-        FROM read_parquet({path}, file_row_number = true)"""
+        SELECT {raw}, {_literal(str(f.path))} AS source_file, (file_row_number + 1)::BIGINT AS source_line,
+               {file_id}::BIGINT AS file_seq
+        FROM read_parquet({_literal(f.read_name)}, file_row_number = true)"""
     )
     wh.execute(
         f"CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id}"

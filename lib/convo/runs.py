@@ -26,8 +26,8 @@ CREATE TABLE IF NOT EXISTS {META}.run_checks (
 class FileRecord:
     file_id: int | None
     path: str
-    sha256: str
-    file_format: str
+    sha256: str | None  # None for a directory entry that is not read
+    file_format: str | None
     action: str
     rows_read: int = 0
     rows_staged: int = 0

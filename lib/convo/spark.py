@@ -324,7 +324,7 @@ def build(env: Environment, inputs: list[str] | None = None) -> BuildResult:
     patterns = list(inputs) if inputs else list(env.inputs)
     final = output_dir(env)
     with exclusive(final, env.name, "build --backend pyspark"):
-        files = _inspect(ingest.expand(patterns))
+        files = _inspect(ingest.expand(patterns).files)
         if not files:
             raise ingest.InputError(f"no input file in {' '.join(patterns) or 'the environment inputs'}")
         active = SparkSession.getActiveSession()
