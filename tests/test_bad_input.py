@@ -2,13 +2,24 @@
 its line and reason; a bad line rejects that line; file names are names."""
 
 import datetime
+import gzip
+import hashlib
+import logging
+import os
+import re
+import shutil
+import subprocess
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
-from conftest import make_env, query, write_events
+from conftest import HEADER, ROOT, make_env, query, write_events
 
 from convo import runner
+from convo.cli import EXIT_BAD_INPUT, main
 from convo.config import ConfigError, load
 from convo.event_window import EventWindow
+from convo.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError
 from convo.models.staging import MAX_FIELD_CHARS
 
 CONVERSATION = "30000000000001"
@@ -120,3 +131,183 @@ def test_generate_refuses_dates_a_build_would_reject(tmp_path):
     with pytest.raises(ValueError, match="after today"):
         generate(10, tmp_path / "e.csv", start_date="2099-01-01")
     assert not (tmp_path / "e.csv").exists()
+
+
+# -- point 3: one bad line rejects that line, not the file ------------------------------------
+def _line(line: int, value: str = "<m>") -> bytes:
+    """A good CSV line whose agent_id is its own line number."""
+    return f"2024-05-02 9:00:00,{CONVERSATION},501,{line},message_sent_to_customer,{value}".encode()
+
+
+def _write(path, lines: list[bytes], end=b"\n"):
+    path.write_bytes(b"".join(line + end for line in [",".join(HEADER).encode(), *lines]))
+    return path
+
+
+def _staged_and_rejected(env):
+    staged = query(env, "SELECT source_file, source_line, agent_id FROM stg_conversation_events ORDER BY 1, 2")
+    rejected = query(env, "SELECT source_file, source_line, reason, raw_line FROM rejected_conversation_events")
+    return ([(r["source_file"], r["source_line"], r["agent_id"]) for r in staged],
+            {(r["source_file"], r["source_line"]): (r["reason"], r["raw_line"]) for r in rejected})
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
+@pytest.mark.parametrize("blank_line", [False, True], ids=["no blank line", "blank line"])
+def test_a_line_not_utf8_or_too_long_rejects_that_line_and_the_other_files_load(tmp_path, blank_line, end):
+    prefix = _line(4, "")
+    at_limit = prefix + b"y" * (MAX_LINE_BYTES - len(prefix))  # MAX_LINE_BYTES bytes, its end not counted
+    lines = [_line(2), _line(3, "caf\xe9").decode().encode("latin-1"), at_limit, _line(5), at_limit + b"z", _line(7)]
+    if blank_line:
+        lines.insert(0, b"")
+    shift = int(blank_line)
+    bad = _write(tmp_path / "bad.csv", lines, end)
+    other = _write(tmp_path / "other.csv", [_line(2, "other")], end)
+    env = make_env(tmp_path)
+    run = runner.build(env, [str(bad), str(other)])
+    assert run.status == "success"
+    staged, rejected = _staged_and_rejected(env)
+    assert staged == [(str(bad), 2 + shift, 2), (str(bad), 5 + shift, 5), (str(bad), 7 + shift, 7),
+                      (str(other), 2, 2)]
+    assert rejected.pop((str(bad), 3 + shift)) == ("malformed CSV row: not UTF-8", _line(3, "caf?").decode())
+    reason, raw_line = rejected.pop((str(bad), 6 + shift))
+    assert reason == f"malformed CSV row: line longer than {MAX_LINE_BYTES} bytes"
+    assert raw_line == at_limit[:LONG_LINE_SHOWN].decode()  # the start of the line, to find it by
+    # A line at the limit is read, and its fields are checked as any other's.
+    assert rejected == {(str(bad), 4 + shift): (f"event_value is longer than {MAX_FIELD_CHARS} characters", None)}
+    counts = {f.path: (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed) for f in run.files}
+    assert counts == {str(bad): (6, 3, 3, 0), str(other): (1, 1, 0, 0)}
+
+
+def test_a_line_not_utf8_is_rejected_by_the_parallel_read(tmp_path, caplog):
+    lines = [_line(2), _line(3, "caf\xe9").decode().encode("latin-1"), _line(4)]
+    env = make_env(tmp_path)
+    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+        runner.build(env, [str(_write(tmp_path / "e.csv", lines))])
+    assert "line by line" not in caplog.text
+    staged, rejected = _staged_and_rejected(env)
+    assert [r[1:] for r in staged] == [(2, 2), (4, 4)]
+    assert {k[1]: v for k, v in rejected.items()} == {3: ("malformed CSV row: not UTF-8", _line(3, "caf?").decode())}
+
+
+# -- point 4: file names are names, not patterns ----------------------------------------------
+@pytest.mark.parametrize("name, neighbour", [
+    ("star*.csv", "starX.csv"), ("brack[1].csv", "brack1.csv"), ("q?{a,b}.csv", "qa{a,b}.csv"),
+    ("**.csv", "a.csv"), ("back\\[s].csv", "back\\s.csv"),
+])
+def test_a_file_name_with_pattern_characters_is_that_file_only(tmp_path, name, neighbour):
+    folder = tmp_path / "in[1]"  # a folder whose name is a pattern too
+    folder.mkdir()
+    path = _write(folder / name, [_line(2)])
+    _write(folder / neighbour, [_line(2, "neighbour"), _line(3, "neighbour")])
+    env = make_env(tmp_path, warehouse=tmp_path / "w?h[1]*.duckdb")
+    run = runner.build(env, [str(path)])
+    assert run.status == "success"
+    assert [(f.path, f.rows_read) for f in run.files] == [(str(path), 1)]
+    staged, rejected = _staged_and_rejected(env)
+    assert staged == [(str(path), 2, 2)] and rejected == {}
+    # The warehouse too has its literal name (the audit opens it by name as well).
+    assert (tmp_path / "w?h[1]*.duckdb").is_file() and not (tmp_path / "w").exists()
+
+
+def test_a_parquet_file_name_with_pattern_characters_is_that_file_only(tmp_path):
+    columns = {c: [v] for c, v in zip(HEADER, _line(2).decode().split(","))}
+    pq.write_table(pa.table(columns), tmp_path / "p[1]*.parquet")
+    pq.write_table(pa.table({c: [v, v] for c, [v] in columns.items()}), tmp_path / "p1x.parquet")
+    env = make_env(tmp_path)
+    run = runner.build(env, [str(tmp_path / "p[1]*.parquet")])
+    assert [(f.path, f.rows_read, f.rows_staged) for f in run.files] == [(str(tmp_path / "p[1]*.parquet"), 1, 1)]
+
+
+def test_a_pattern_on_the_command_line_is_a_missing_file(tmp_path, capsys):
+    _write(tmp_path / "starX.csv", [_line(2)])
+    code = main(["build", "--warehouse", str(tmp_path / "w.duckdb"), str(tmp_path / "star*.csv")])
+    assert code == EXIT_BAD_INPUT
+    assert f"{tmp_path / 'star*.csv'}: file not found" in capsys.readouterr().err
+
+
+# -- point 6: exit codes and messages for files that cannot be read ---------------------------
+def _convo(*args, user: str | None = None, cwd=None) -> subprocess.CompletedProcess:
+    """The `convo` command in a process of its own, as `user` if given (tests run as root, whom file
+    permissions do not stop)."""
+    command = [str(ROOT / ".venv" / "bin" / "convo"), *args]
+    if user is not None:
+        command = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", *command]
+    environment = {**os.environ, "CONVO_CONFIG": str(ROOT / "convo.toml")}
+    return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=300)
+
+
+def test_a_file_without_read_permission_exits_2_naming_it(tmp_path):
+    tmp_path.chmod(0o777)
+    secret = _write(tmp_path / "secret.csv", [_line(2)])
+    secret.chmod(0o000)
+    as_root = os.geteuid() == 0
+    if as_root and shutil.which("setpriv") is None:
+        pytest.fail("tests run as root: setpriv is needed to read a file as another user")
+    result = _convo("build", "--warehouse", str(tmp_path / "w.duckdb"), str(secret),
+                    user="65534" if as_root else None)
+    assert result.returncode == EXIT_BAD_INPUT, result.stderr
+    assert f"convo: {secret}: cannot be read: Permission denied" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_a_directory_or_fifo_given_as_a_file_exits_2(tmp_path, capsys):
+    fifo = tmp_path / "events.csv"
+    os.mkfifo(fifo)  # opening it would wait for a writer forever
+    (tmp_path / "folder.csv").mkdir()
+    for path in (fifo, tmp_path / "folder.csv"):
+        code = main(["build", "--warehouse", str(tmp_path / "w.duckdb"), str(path)])
+        assert code == EXIT_BAD_INPUT
+        assert f"{path}: " in capsys.readouterr().err
+
+
+def test_an_empty_input_directory_is_a_clear_error_on_a_first_and_a_later_build(tmp_path):
+    empty, notes = tmp_path / "empty", tmp_path / "notes"
+    empty.mkdir()
+    notes.mkdir()
+    (notes / "readme.txt").write_text("x")
+    env = make_env(tmp_path)
+    for folder, held in ((empty, " (it is empty)"), (notes, "; it holds only readme.txt")):
+        with pytest.raises(InputError, match=re.escape(f"{folder}: no .csv, .csv.gz, .parquet file in this directory{held}")):
+            runner.build(env, [str(folder)])
+    runner.build(env, [str(_write(tmp_path / "e.csv", [_line(2)]))])
+    with pytest.raises(InputError, match="no .csv, .csv.gz, .parquet file in this directory"):
+        runner.build(env, [str(empty)])
+    with pytest.raises(InputError, match="no input file: none given"):
+        runner.build(env, [])
+
+
+def test_directory_entries_not_read_are_logged_and_recorded(tmp_path, caplog, capsys):
+    folder = tmp_path / "in"
+    folder.mkdir()
+    _write(folder / "a.csv", [_line(2)])
+    (folder / "notes.txt").write_text("x")
+    (folder / "old").mkdir()
+    env = make_env(tmp_path)
+    with caplog.at_level(logging.WARNING, logger="convo"):
+        run = runner.build(env, [str(folder)])
+    assert f"{folder / 'notes.txt'}: not read: not a .csv, .csv.gz, .parquet file" in caplog.text
+    assert f"{folder / 'old'}: not read: a directory" in caplog.text
+    recorded = query(env, "SELECT path, action FROM convo_meta.run_files WHERE run_id = ? ORDER BY path", [run.run_id])
+    assert recorded == [{"path": str(folder / "a.csv"), "action": "ingested"},
+                        {"path": str(folder / "notes.txt"), "action": "not read: not a .csv, .csv.gz, .parquet file"},
+                        {"path": str(folder / "old"), "action": "not read: a directory"}]
+
+
+def test_a_gzipped_csv_reads_as_its_text_with_exact_line_numbers(tmp_path):
+    lines = [_line(2), b"", b"x,y", _line(5), _line(6, "caf\xe9").decode().encode("latin-1"), _line(7)]
+    (tmp_path / "plain").mkdir()
+    plain = _write(tmp_path / "plain" / "e.csv", lines)
+    text = plain.read_bytes()
+    half = len(text) // 2  # two gzip members, as `cat a.gz b.gz` makes
+    (tmp_path / "e.csv.gz").write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
+    plain_env, gz_env = make_env(tmp_path, "plain"), make_env(tmp_path, "gz")
+    runner.build(plain_env, [str(plain)])
+    run = runner.build(gz_env, [str(tmp_path)])  # found in a directory too
+    staged, rejected = _staged_and_rejected(gz_env)
+    assert ([r[1:] for r in staged], {k[1]: v for k, v in rejected.items()}) == (
+        [r[1:] for r in _staged_and_rejected(plain_env)[0]], {k[1]: v for k, v in _staged_and_rejected(plain_env)[1].items()})
+    assert [r[1] for r in staged] == [2, 5, 7]
+    assert run.files[0].sha256 == hashlib.sha256((tmp_path / "e.csv.gz").read_bytes()).hexdigest()
+    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(text)[:-20])
+    with pytest.raises(InputError, match="cut.csv.gz: not a readable gzip file"):
+        runner.build(gz_env, [str(tmp_path / "cut.csv.gz")])

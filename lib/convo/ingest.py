@@ -39,6 +39,7 @@ READ_SUFFIXES = (".csv", ".csv.gz", ".parquet")
 # A longer CSV line is rejected whole (DuckDB's reader needs a bound; no event is near this long).
 MAX_LINE_BYTES = 1 << 20
 LINE_TOO_LONG, NOT_UTF8 = f"line longer than {MAX_LINE_BYTES} bytes", "not UTF-8"
+LONG_LINE_SHOWN = 10_000  # characters of a line too long kept as its raw_line (as DuckDB's reader keeps)
 
 
 class InputError(ValueError):
@@ -54,6 +55,7 @@ class InputFile:
     lines: int | None = None  # a CSV file's lines, counted while hashing it (None: not counted)
     read_name: str = ""  # the name DuckDB reads it by (its open descriptor; see `inspected`)
     gzipped: bool = False
+    longest_line: int = 0  # a CSV file's longest line in bytes, its \n not counted
 
 
 @dataclass
@@ -111,21 +113,49 @@ def sha256(path: Path) -> str:
 
 def _inflated(chunks: Iterator[bytes]) -> Iterator[bytes]:
     """The text of gzip data given in pieces (every member of a multi-member file), streaming."""
-    inflate = zlib.decompressobj(wbits=31)
+    inflate, ended = zlib.decompressobj(wbits=31), True
     for chunk in chunks:
         while chunk:
             yield inflate.decompress(chunk)
-            chunk = inflate.unused_data if inflate.eof else b""
-            if inflate.eof:
+            ended = inflate.eof
+            chunk = inflate.unused_data if ended else b""
+            if ended:
                 inflate = zlib.decompressobj(wbits=31)
-    yield inflate.flush()
+    if not ended:
+        raise zlib.error("the data ends part-way through a gzip member")
 
 
-def _hash_and_count_lines(f: BinaryIO, *, gzipped: bool = False) -> tuple[str, int]:
-    """The file's SHA-256 and its number of lines (ending in \\n or \\r\\n; a last line without one
-    counts), in the one pass that reads the file; a gzipped file's lines are those of its text.
-    numpy counts at memory speed; bytes.count would add half the hashing time."""
-    digest, lines, last = hashlib.sha256(), 0, b"\n"
+@dataclass
+class _LineStats:
+    """Counts the lines of text given in pieces, and the longest one (its \\n not counted).
+
+    numpy finds the line ends at memory speed; a loop over bytes would be far slower than hashing."""
+
+    count: int = 0
+    longest: int = 0
+    open_line: int = 0  # bytes of the line not ended yet
+
+    def add(self, text: bytes) -> None:
+        ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord("\n"))
+        if not len(ends):
+            self.open_line += len(text)
+            return
+        between = int(np.diff(ends).max()) - 1 if len(ends) > 1 else 0
+        self.count += len(ends)
+        self.longest = max(self.longest, self.open_line + int(ends[0]), between)
+        self.open_line = len(text) - int(ends[-1]) - 1
+
+    def end(self) -> None:
+        if self.open_line:  # a last line without an end counts
+            self.count += 1
+            self.longest = max(self.longest, self.open_line)
+            self.open_line = 0
+
+
+def _hash_and_count_lines(f: BinaryIO, *, gzipped: bool = False) -> tuple[str, _LineStats]:
+    """The file's SHA-256 and its lines (ending in \\n or \\r\\n), in the one pass that reads the
+    file; a gzipped file's lines are those of its text."""
+    digest, lines = hashlib.sha256(), _LineStats()
 
     def chunks() -> Iterator[bytes]:
         while chunk := f.read(1 << 20):
@@ -134,11 +164,11 @@ def _hash_and_count_lines(f: BinaryIO, *, gzipped: bool = False) -> tuple[str, i
 
     try:
         for text in _inflated(chunks()) if gzipped else chunks():
-            lines += int(np.count_nonzero(np.frombuffer(text, np.uint8) == ord("\n")))
-            last = text[-1:] or last
+            lines.add(text)
     except zlib.error as exc:
         raise InputError(f"{f.name}: not a readable gzip file ({exc})") from None
-    return digest.hexdigest(), lines + (last != b"\n")
+    lines.end()
+    return digest.hexdigest(), lines
 
 
 def csv_columns(path: Path) -> tuple[str, ...]:
@@ -205,8 +235,9 @@ def _inspect(wh: Warehouse, path: Path, open_files: contextlib.ExitStack) -> Inp
         columns = _csv_header(f, path, gzipped=gzipped)
         f.seek(0)
     digest, lines = _hash_and_count_lines(f, gzipped=gzipped)
-    return InputFile(path, "parquet" if file_format == "parquet" else "csv", digest, columns,
-                     None if file_format == "parquet" else lines, read_name, gzipped)
+    if file_format == "parquet":
+        return InputFile(path, "parquet", digest, columns, read_name=read_name)
+    return InputFile(path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest)
 
 
 def _literal(text: str) -> str:
@@ -251,8 +282,12 @@ def _split_lines(lines: str) -> str:
 
 def _read_options(f: InputFile) -> str:
     """Options of every DuckDB read of a CSV file: its compression (DuckDB reads a descriptor, whose
-    name has no extension to guess it from) and the longest line; errors of a line go to the rejects."""
-    return (f"compression = '{'gzip' if f.gzipped else 'none'}', max_line_size = {MAX_LINE_BYTES},"
+    name has no extension to guess it from) and the longest line; errors of a line go to the rejects.
+
+    DuckDB's bound on a line is not exact (near a buffer's end it may cut a shorter line), so it is
+    set well above MAX_LINE_BYTES: a file with a longer line is read line by line, and the bound is
+    checked in SQL, exactly."""
+    return (f"compression = '{'gzip' if f.gzipped else 'none'}', max_line_size = {2 * MAX_LINE_BYTES},"
             " store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans'")
 
 
@@ -290,13 +325,18 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     when a rejected line has a quote: after a quote error the reader may report part of the line,
     or none of it. A line that is not UTF-8 or is too long is rejected whole, by either read.
     """
+    if f.longest_line > MAX_LINE_BYTES:
+        log.info("%s: a line is longer than %d bytes; reading it line by line", f.path, MAX_LINE_BYTES)
+        _land_lines(wh, f, file_id)
+        return
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.landing_{file_id} AS
         SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"',
-                               escape = '"', strict_mode = true, null_padding = false, {_read_options(f)})""",
+                               escape = '"', strict_mode = true, null_padding = false,
+                               {_read_options(f)})""",
         [f.read_name],
     )
     # A rejected line's reason comes from splitting its text: the same on both ways of reading.
@@ -340,7 +380,8 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {landing} AS
         SELECT text FROM read_csv(?, auto_detect = false, header = false, columns = {{'text': 'VARCHAR'}},
-                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '', {_read_options(f)})""",
+                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '',
+                                  {_read_options(f)})""",
         [f.read_name],
     )
     # Lines DuckDB could not read as text (not UTF-8, too long) are not rows: the rows after them move down.
@@ -353,9 +394,12 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     rows = f"SELECT rowid - (SELECT min(rowid) FROM {landing}) AS position, text FROM {landing}"
     lines = f"""SELECT line, text FROM ({_numbered(rows, f"{WORK}.unreadable_lines_{file_id}", first_line=1)})
                 WHERE line > 1 AND text IS NOT NULL"""
+    too_long = f"strlen(text) > {MAX_LINE_BYTES}"  # bytes, not characters
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.lines_{file_id} AS
-        SELECT line, fields, reason, if(reason IS NULL, NULL, text) AS raw_line FROM ({_split_lines(lines)});
+        SELECT line, fields, if({too_long}, '{LINE_TOO_LONG}', reason) AS reason,
+               CASE WHEN {too_long} THEN left(text, {LONG_LINE_SHOWN}) WHEN reason IS NOT NULL THEN text END AS raw_line
+        FROM ({_split_lines(lines)});
         DROP TABLE {landing}"""
     )
     wh.execute(
