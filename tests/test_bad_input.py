@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -236,8 +238,17 @@ def _convo(*args, user: str | None = None, cwd=None) -> subprocess.CompletedProc
     return subprocess.run(command, capture_output=True, text=True, cwd=cwd, env=environment, timeout=300)
 
 
-def test_a_file_without_read_permission_exits_2_naming_it(tmp_path):
-    tmp_path.chmod(0o777)
+@pytest.fixture
+def shared_dir():
+    """A folder any user can write (pytest's own is its user's only)."""
+    folder = Path(tempfile.mkdtemp(prefix="convo-test-"))
+    folder.chmod(0o777)
+    yield folder
+    shutil.rmtree(folder)
+
+
+def test_a_file_without_read_permission_exits_2_naming_it(shared_dir):
+    tmp_path = shared_dir
     secret = _write(tmp_path / "secret.csv", [_line(2)])
     secret.chmod(0o000)
     as_root = os.geteuid() == 0
@@ -296,18 +307,23 @@ def test_directory_entries_not_read_are_logged_and_recorded(tmp_path, caplog, ca
 def test_a_gzipped_csv_reads_as_its_text_with_exact_line_numbers(tmp_path):
     lines = [_line(2), b"", b"x,y", _line(5), _line(6, "caf\xe9").decode().encode("latin-1"), _line(7)]
     (tmp_path / "plain").mkdir()
-    plain = _write(tmp_path / "plain" / "e.csv", lines)
+    (tmp_path / "gz").mkdir()
+    plain, gzipped = _write(tmp_path / "plain" / "e.csv", lines), tmp_path / "gz" / "e.csv.gz"
     text = plain.read_bytes()
     half = len(text) // 2  # two gzip members, as `cat a.gz b.gz` makes
-    (tmp_path / "e.csv.gz").write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
+    gzipped.write_bytes(gzip.compress(text[:half]) + gzip.compress(text[half:]))
     plain_env, gz_env = make_env(tmp_path, "plain"), make_env(tmp_path, "gz")
     runner.build(plain_env, [str(plain)])
-    run = runner.build(gz_env, [str(tmp_path)])  # found in a directory too
-    staged, rejected = _staged_and_rejected(gz_env)
-    assert ([r[1:] for r in staged], {k[1]: v for k, v in rejected.items()}) == (
-        [r[1:] for r in _staged_and_rejected(plain_env)[0]], {k[1]: v for k, v in _staged_and_rejected(plain_env)[1].items()})
-    assert [r[1] for r in staged] == [2, 5, 7]
-    assert run.files[0].sha256 == hashlib.sha256((tmp_path / "e.csv.gz").read_bytes()).hexdigest()
-    (tmp_path / "cut.csv.gz").write_bytes(gzip.compress(text)[:-20])
+    run = runner.build(gz_env, [str(gzipped.parent)])  # found in a directory too
+
+    def lines_and_reasons(env):
+        staged, rejected = _staged_and_rejected(env)
+        return [r[1:] for r in staged], {line: why for (_, line), why in rejected.items()}
+
+    assert lines_and_reasons(gz_env) == lines_and_reasons(plain_env)
+    assert [line for line, _ in lines_and_reasons(gz_env)[0]] == [2, 5, 7]
+    assert [(f.path, f.sha256) for f in run.files] == [(str(gzipped), hashlib.sha256(gzipped.read_bytes()).hexdigest())]
+    cut = tmp_path / "cut.csv.gz"
+    cut.write_bytes(gzip.compress(text)[:-20])
     with pytest.raises(InputError, match="cut.csv.gz: not a readable gzip file"):
-        runner.build(gz_env, [str(tmp_path / "cut.csv.gz")])
+        runner.build(gz_env, [str(cut)])
