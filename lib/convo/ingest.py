@@ -28,6 +28,7 @@ from typing import BinaryIO
 import duckdb
 import ibis
 import numpy as np
+import pyarrow as pa
 
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
 from convo.warehouse import WORK, Warehouse
@@ -56,6 +57,7 @@ class InputFile:
     read_name: str = ""  # the name DuckDB reads it by (its open descriptor; see `inspected`)
     gzipped: bool = False
     longest_line: int = 0  # a CSV file's longest line in bytes, its \n not counted
+    lone_carriage_returns: bool = False  # a \r not followed by \n (DuckDB's CSV reader fails on it)
 
 
 @dataclass
@@ -134,9 +136,20 @@ class _LineStats:
     count: int = 0
     longest: int = 0
     open_line: int = 0  # bytes of the line not ended yet
+    lone_carriage_returns: int = 0
+    ends_in_cr: bool = False  # the last piece ended in \r (its \n, if any, starts the next piece)
 
     def add(self, text: bytes) -> None:
-        ends = np.flatnonzero(np.frombuffer(text, np.uint8) == ord("\n"))
+        if not text:
+            return
+        data = np.frombuffer(text, np.uint8)
+        if self.ends_in_cr and text[:1] != b"\n":
+            self.lone_carriage_returns += 1
+        is_cr = data == ord("\r")
+        crlf = int(np.count_nonzero(is_cr[:-1] & (data[1:] == ord("\n"))))
+        self.ends_in_cr = bool(is_cr[-1])  # decided by the next piece
+        self.lone_carriage_returns += int(np.count_nonzero(is_cr)) - crlf - self.ends_in_cr
+        ends = np.flatnonzero(data == ord("\n"))
         if not len(ends):
             self.open_line += len(text)
             return
@@ -146,6 +159,7 @@ class _LineStats:
         self.open_line = len(text) - int(ends[-1]) - 1
 
     def end(self) -> None:
+        self.lone_carriage_returns += self.ends_in_cr
         if self.open_line:  # a last line without an end counts
             self.count += 1
             self.longest = max(self.longest, self.open_line)
@@ -237,7 +251,8 @@ def _inspect(wh: Warehouse, path: Path, open_files: contextlib.ExitStack) -> Inp
     digest, lines = _hash_and_count_lines(f, gzipped=gzipped)
     if file_format == "parquet":
         return InputFile(path, "parquet", digest, columns, read_name=read_name)
-    return InputFile(path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest)
+    return InputFile(path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest,
+                     lines.lone_carriage_returns > 0)
 
 
 def _literal(text: str) -> str:
@@ -325,8 +340,9 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     when a rejected line has a quote: after a quote error the reader may report part of the line,
     or none of it. A line that is not UTF-8 or is too long is rejected whole, by either read.
     """
-    if f.longest_line > MAX_LINE_BYTES:
-        log.info("%s: a line is longer than %d bytes; reading it line by line", f.path, MAX_LINE_BYTES)
+    if f.longest_line > MAX_LINE_BYTES or f.lone_carriage_returns:
+        log.info("%s: a line is longer than %d bytes or holds a carriage return; reading it line by line",
+                 f.path, MAX_LINE_BYTES)
         _land_lines(wh, f, file_id)
         return
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
@@ -374,25 +390,15 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
 
 
 def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
-    """`_land_csv`'s tables from the file's lines, read whole by DuckDB and split in SQL."""
-    landing = f"{WORK}.landing_{file_id}"
-    wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
-    wh.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {landing} AS
-        SELECT text FROM read_csv(?, auto_detect = false, header = false, columns = {{'text': 'VARCHAR'}},
-                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '',
-                                  {_read_options(f)})""",
-        [f.read_name],
-    )
-    # Lines DuckDB could not read as text (not UTF-8, too long) are not rows: the rows after them move down.
-    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {WORK}.unreadable_lines_{file_id} AS
-               SELECT line, coalesce(line_error, 'unreadable line') AS reason, text AS raw_line FROM ({_line_errors()})""")
-    seen = wh.scalar(f"SELECT (SELECT count(*) FROM {landing}) + (SELECT count(*) FROM {WORK}.unreadable_lines_{file_id})")
+    """`_land_csv`'s tables from the file's lines, read whole and split in SQL."""
+    landing, unreadable = f"{WORK}.landing_{file_id}", f"{WORK}.unreadable_lines_{file_id}"
+    (_read_lines_in_python if f.lone_carriage_returns else _read_lines)(wh, f, landing, unreadable)
+    seen = wh.scalar(f"SELECT (SELECT count(*) FROM {landing}) + (SELECT count(*) FROM {unreadable})")
     if seen != f.lines:
         raise InputError(f"{f.path}: read line by line, DuckDB saw {seen} lines where the file has {f.lines}")
     # Numbered in file order; an empty line is NULL: skipped, but it has its number.
     rows = f"SELECT rowid - (SELECT min(rowid) FROM {landing}) AS position, text FROM {landing}"
-    lines = f"""SELECT line, text FROM ({_numbered(rows, f"{WORK}.unreadable_lines_{file_id}", first_line=1)})
+    lines = f"""SELECT line, text FROM ({_numbered(rows, unreadable, first_line=1)})
                 WHERE line > 1 AND text IS NOT NULL"""
     too_long = f"strlen(text) > {MAX_LINE_BYTES}"  # bytes, not characters
     wh.execute(
@@ -405,7 +411,7 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     wh.execute(
         f"""CREATE OR REPLACE TEMP TABLE {WORK}.malformed_{file_id} AS
         SELECT line, reason, raw_line FROM {WORK}.lines_{file_id} WHERE reason IS NOT NULL
-        UNION ALL SELECT line, reason, raw_line FROM {WORK}.unreadable_lines_{file_id}"""
+        UNION ALL SELECT line, reason, raw_line FROM {unreadable}"""
     )
     # Empty fields are NULL, as DuckDB's reader gives them.
     raw = ", ".join(f"nullif(fields[{f.columns.index(c) + 1}], '') AS {c}" for c in RAW_COLUMNS)
@@ -414,6 +420,55 @@ def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
         SELECT {raw}, {_literal(str(f.path))} AS source_file, line AS source_line, {file_id}::BIGINT AS file_seq
         FROM {WORK}.lines_{file_id} WHERE reason IS NULL"""
     )
+
+
+def _read_lines(wh: Warehouse, f: InputFile, landing: str, unreadable: str) -> None:
+    """Table `landing`: the text of each line DuckDB can read, in file order (NULL for an empty
+    line); table `unreadable`: the other lines (not UTF-8, too long) with their line and reason."""
+    wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
+    wh.execute(
+        f"""CREATE OR REPLACE TEMP TABLE {landing} AS
+        SELECT text FROM read_csv(?, auto_detect = false, header = false, columns = {{'text': 'VARCHAR'}},
+                                  delim = {_literal(_NO_DELIMITER)}, quote = '', escape = '',
+                                  {_read_options(f)})""",
+        [f.read_name],
+    )
+    wh.execute(f"""CREATE OR REPLACE TEMP TABLE {unreadable} AS
+               SELECT line, coalesce(line_error, 'unreadable line') AS reason, text AS raw_line FROM ({_line_errors()})""")
+
+
+def _read_lines_in_python(wh: Warehouse, f: InputFile, landing: str, unreadable: str) -> None:
+    """`_read_lines`'s tables, for a file DuckDB cannot read at all: a carriage return inside a line
+    stops its CSV reader whatever its options. Python splits at \\n only; the lines reach DuckDB in
+    batches, so the file is never held in memory whole."""
+    wh.execute(f"CREATE OR REPLACE TEMP TABLE {landing} (text VARCHAR); "
+               f"CREATE OR REPLACE TEMP TABLE {unreadable} (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
+    readable, bad = [], []
+
+    def flush() -> None:
+        for table, rows, schema in ((landing, readable, {"text": pa.string()}),
+                                    (unreadable, bad, {"line": pa.int64(), "reason": pa.string(), "raw_line": pa.string()})):
+            if rows:
+                wh.con.con.register("lines_batch", pa.Table.from_pylist(rows, pa.schema(schema)))
+                wh.execute(f"INSERT INTO {table} SELECT * FROM lines_batch")
+                wh.con.con.unregister("lines_batch")
+                rows.clear()
+
+    with open(f.path, "rb") as raw, (gzip.GzipFile(fileobj=raw) if f.gzipped else raw) as lines:
+        for number, line in enumerate(lines, start=1):
+            line = line.removesuffix(b"\n").removesuffix(b"\r")
+            if len(line) > MAX_LINE_BYTES:
+                shown = line[:LONG_LINE_SHOWN].decode("utf-8", "replace").replace("\ufffd", "?")
+                bad.append({"line": number, "reason": LINE_TOO_LONG, "raw_line": shown})
+                continue
+            try:
+                readable.append({"text": line.decode("utf-8") or None})
+            except UnicodeDecodeError:
+                shown = line.decode("utf-8", "replace").replace("\ufffd", "?")  # as DuckDB's reader shows it
+                bad.append({"line": number, "reason": NOT_UTF8, "raw_line": shown})
+            if len(readable) + len(bad) >= 100_000:
+                flush()
+        flush()
 
 
 def _land_parquet(wh: Warehouse, f: InputFile, file_id: int) -> None:
