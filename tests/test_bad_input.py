@@ -1,9 +1,11 @@
 """Whatever a row or a file holds: staged with every error-level check holding, or rejected with
 its line and reason; a bad line rejects that line; file names are names."""
 
+import csv
 import datetime
 import gzip
 import hashlib
+import io
 import logging
 import os
 import re
@@ -12,16 +14,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import hypothesis.strategies as st
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from conftest import HEADER, ROOT, make_env, query, write_events
+from hypothesis import HealthCheck, given, settings
 
 from convo import runner
 from convo.cli import EXIT_BAD_INPUT, main
 from convo.config import ConfigError, load
 from convo.event_window import EventWindow
-from convo.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError
+from convo.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, _LineStats
 from convo.models.staging import MAX_FIELD_CHARS
 
 CONVERSATION = "30000000000001"
@@ -327,3 +331,121 @@ def test_a_gzipped_csv_reads_as_its_text_with_exact_line_numbers(tmp_path):
     cut.write_bytes(gzip.compress(text)[:-20])
     with pytest.raises(InputError, match="cut.csv.gz: not a readable gzip file"):
         runner.build(gz_env, [str(cut)])
+
+
+def test_a_carriage_return_inside_a_line_keeps_the_file_and_its_line_numbers(tmp_path):
+    # DuckDB's CSV reader stops on it whatever its options; the file is read line by line in Python.
+    lines = [_line(2, "a\rb"), _line(3, '"x\ry"'), _line(4, "caf\xe9").decode().encode("latin-1"), b"", _line(6)]
+    env = make_env(tmp_path)
+    runner.build(env, [str(_write(tmp_path / "e.csv", lines))])
+    staged, rejected = _staged_and_rejected(env)
+    assert [r[1:] for r in staged] == [(2, 2), (3, 3), (6, 6)]
+    assert query(env, "SELECT event_value FROM stg_conversation_events ORDER BY source_line")[:2] == [
+        {"event_value": "a\rb"}, {"event_value": "x\ry"}]
+    assert {k[1]: v for k, v in rejected.items()} == {4: ("malformed CSV row: not UTF-8", _line(4, "caf?").decode())}
+
+
+# -- property tests ---------------------------------------------------------------------------
+@given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xyz"]), max_size=30), st.data())
+def test_line_stats_match_a_plain_split_however_the_text_is_cut(pieces, data):
+    text = b"".join(pieces)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=4)))
+    stats = _LineStats()
+    for start, end in zip([0, *cuts], [*cuts, len(text)]):
+        stats.add(text[start:end])
+    stats.end()
+    lines = text.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    assert (stats.count, stats.longest) == (len(lines), max(map(len, lines), default=0))
+    assert stats.lone_carriage_returns == sum(line.count(b"\r") for line in lines) - sum(
+        line.endswith(b"\r") for line in text.split(b"\n")[:-1])
+
+
+VALID_ROWS = [
+    ("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "hello"),
+    ("2024-05-02 9:01:00", "30000000000001", "501", "", "status_changed_to", "Open"),
+    ("2024-05-02 9:02:00", "30000000000001", "501", "71", "agent_assigned", "71"),
+    ("2024-05-02 9:03:00", "30000000000001", "501", "71", "tag_assigned", "login"),
+    ("2024-05-02 9:04:00", "30000000000001", "501", "71", "message_sent_to_customer", "hi"),
+    ("2024-05-02 9:30:00", "30000000000001", "501", "71", "status_changed_to", "Closed"),
+    ("2024-05-03 10:00:00", "30000000000002", "502", "", "customer_message_received", "help"),
+    ("2024-05-03 10:05:00", "30000000000002", "502", "72", "status_changed_to", "waiting for customer"),
+    ("2024-05-03 10:06:00", "30000000000002", "502", "72", "tag_assigned", "Payments"),
+]
+VALID_IDS = {int(r[1]) for r in VALID_ROWS}
+CONVERSATION_TABLES = {"stg_conversation_events": "conversation_id", "fact_conversations": "conversation_id",
+                       "fact_conversation_lifecycle": "id", "fact_conversation_tags": "conversation_id"}
+# Where a row was read differs with the rows around it; when it was written, with the build.
+NOT_COMPARED = {"source_file", "source_line", "file_seq", "updated_at"}
+
+
+def _could_be_a_valid_conversation(text: str) -> bool:
+    try:
+        return int(text.strip()) in VALID_IDS  # looser than ingestion: never lets a valid id through
+    except ValueError:
+        return False
+
+
+_texts = st.text(max_size=12)
+_timestamps = st.one_of(_texts, st.datetimes(datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31, 23, 59, 59)).map(
+    lambda d: f"{d.year:04d}-{d.month}-{d.day} {d.hour}:{d.minute:02d}:{d.second:02d}"),
+    st.sampled_from(["24-03-06 10:21:38", "2015-12-31 23:59:59", "2016-01-01 0:00:00", " 2024-05-02 9:00:00 "]))
+_ids = st.one_of(_texts, st.integers(-(2**70), 2**70).map(str), st.sampled_from(["", " ", "0", "-1", "+7", "007"]))
+_events = st.one_of(_texts, st.sampled_from(["customer_message_received", "status_changed_to", "agent_assigned",
+                                             "message_sent_to_customer", "tag_assigned", " Status_Changed_To "]))
+_values = st.one_of(_texts, _ids, st.sampled_from(["Open", "CLOSED", " waiting for customer ", "weird status", "x\x00"]))
+_hostile_rows = st.tuples(_timestamps, _ids.filter(lambda v: not _could_be_a_valid_conversation(v)), _ids, _ids,
+                          _events, _values)
+_raw_lines = st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"3000000000000" not in b)
+
+
+def _csv_line(row) -> bytes:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\n").writerow(row)
+    return out.getvalue().encode()
+
+
+def _conversation_rows(env) -> dict[str, list]:
+    ids = ", ".join(map(str, sorted(VALID_IDS)))
+    tables = {}
+    for table, key in CONVERSATION_TABLES.items():
+        rows = query(env, f"SELECT * FROM {table} WHERE {key} IN ({ids})")
+        tables[table] = sorted((tuple((k, v) for k, v in r.items() if k not in NOT_COMPARED) for r in rows), key=repr)
+    return tables
+
+
+@pytest.fixture(scope="module")
+def valid_alone(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("valid")
+    env = make_env(tmp_path)
+    runner.build(env, [str(_write(tmp_path / "valid.csv", [_csv_line(r).rstrip(b"\n") for r in VALID_ROWS]))])
+    return _conversation_rows(env)
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                 HealthCheck.too_slow])
+@given(hostile=st.lists(st.one_of(_hostile_rows.map(_csv_line), _raw_lines.map(lambda b: b + b"\n")),
+                        min_size=1, max_size=12),
+       positions=st.lists(st.integers(0, len(VALID_ROWS)), min_size=12, max_size=12))
+def test_any_rows_mixed_into_a_valid_file_give_a_published_build_and_the_same_valid_results(
+        valid_alone, hostile, positions):
+    valid = [_csv_line(r) for r in VALID_ROWS]
+    mixed = list(valid)
+    for line, at in zip(hostile, positions):
+        mixed.insert(at, line)
+    with tempfile.TemporaryDirectory() as folder:
+        mixed_file, other = Path(folder) / "mixed.csv", Path(folder) / "hostile.csv"
+        header = ",".join(HEADER).encode() + b"\n"
+        mixed_file.write_bytes(header + b"".join(mixed))
+        other.write_bytes(header + b"".join(hostile))
+        env = make_env(Path(folder))
+        run = runner.build(env, [str(mixed_file), str(other)])
+        assert run.status == "success" and run.published_version == run.run_id
+        for f in query(env, "SELECT * FROM ingested_files"):
+            data_lines = Path(f["path"]).read_bytes().split(b"\n")[1:]
+            assert f["rows_read"] == sum(line.removesuffix(b"\r") != b"" for line in data_lines)
+            assert f["rows_read"] == f["rows_staged"] + f["rows_rejected"] + f["duplicates_removed"]
+            stored = query(env, "SELECT count(*) AS n FROM rejected_conversation_events WHERE source_file = ?", [f["path"]])
+            assert stored == [{"n": f["rows_rejected"]}]
+        assert _conversation_rows(env) == valid_alone
