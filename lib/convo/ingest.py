@@ -376,7 +376,8 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     raw = ", ".join(f"l.{c}" for c in RAW_COLUMNS)
     # A view, not a copy: parsing reads the landed rows once, numbering them on the way. rowid
     # counts well-formed rows in file order (from an offset inside a transaction).
-    rows = f"SELECT *, rowid - (SELECT min(rowid) FROM {WORK}.landing_{file_id}) AS position FROM {WORK}.landing_{file_id}"
+    landing = f"{WORK}.landing_{file_id}"
+    rows = f"SELECT *, rowid - (SELECT min(rowid) FROM {landing}) AS position FROM {landing}"
     if wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{file_id}"):
         rows = _numbered(rows, f"{WORK}.malformed_{file_id}", first_line=2)
     else:
@@ -434,7 +435,8 @@ def _read_lines(wh: Warehouse, f: InputFile, landing: str, unreadable: str) -> N
         [f.read_name],
     )
     wh.execute(f"""CREATE OR REPLACE TEMP TABLE {unreadable} AS
-               SELECT line, coalesce(line_error, 'unreadable line') AS reason, text AS raw_line FROM ({_line_errors()})""")
+               SELECT line, coalesce(line_error, 'unreadable line') AS reason, text AS raw_line
+               FROM ({_line_errors()})""")
 
 
 def _read_lines_in_python(wh: Warehouse, f: InputFile, landing: str, unreadable: str) -> None:
@@ -444,17 +446,18 @@ def _read_lines_in_python(wh: Warehouse, f: InputFile, landing: str, unreadable:
     wh.execute(f"CREATE OR REPLACE TEMP TABLE {landing} (text VARCHAR); "
                f"CREATE OR REPLACE TEMP TABLE {unreadable} (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
     readable, bad = [], []
+    schemas = {landing: pa.schema({"text": pa.string()}),
+               unreadable: pa.schema({"line": pa.int64(), "reason": pa.string(), "raw_line": pa.string()})}
 
     def flush() -> None:
-        for table, rows, schema in ((landing, readable, {"text": pa.string()}),
-                                    (unreadable, bad, {"line": pa.int64(), "reason": pa.string(), "raw_line": pa.string()})):
+        for table, rows in ((landing, readable), (unreadable, bad)):
             if rows:
-                wh.con.con.register("lines_batch", pa.Table.from_pylist(rows, pa.schema(schema)))
+                wh.con.con.register("lines_batch", pa.Table.from_pylist(rows, schemas[table]))
                 wh.execute(f"INSERT INTO {table} SELECT * FROM lines_batch")
                 wh.con.con.unregister("lines_batch")
                 rows.clear()
 
-    with open(f.path, "rb") as raw, (gzip.GzipFile(fileobj=raw) if f.gzipped else raw) as lines:
+    with open(f.read_name, "rb") as raw, (gzip.GzipFile(fileobj=raw) if f.gzipped else raw) as lines:
         for number, line in enumerate(lines, start=1):
             line = line.removesuffix(b"\n").removesuffix(b"\r")
             if len(line) > MAX_LINE_BYTES:
