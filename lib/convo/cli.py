@@ -156,7 +156,8 @@ def parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     b = sub.add_parser("build", help="ingest event files and build the warehouse (incremental by default)",
-                       description="Ingest EVENTS_FILEs (CSV or Parquet; files, directories or globs; default: the"
+                       description="Ingest EVENTS_FILEs (CSV, .csv.gz or Parquet; files or directories, names taken"
+                       " literally; default: the"
                        " environment's inputs), recompute what they change, audit, and publish atomically.")
     _env_options(b)
     b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")

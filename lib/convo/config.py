@@ -12,6 +12,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from convo import event_window
+from convo.event_window import EventWindow
+
 CONFIG_NAME = "convo.toml"
 # Engines `convo build` can run the models on (README, "Backends").
 BACKENDS = ("duckdb", "pyspark")
@@ -45,6 +48,7 @@ class Environment:
     # Permission bits taken away from what convo creates (warehouse, logs, reports, site): the
     # data is customer data, so by default only the owner may read it (files 0600, folders 0700).
     umask: int = 0o077
+    event_window: EventWindow = field(default_factory=EventWindow)  # plausible event times
 
 
 def find_config(start: Path | None = None) -> Path | None:
@@ -89,6 +93,10 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
     backend = settings.get("backend", "duckdb")
     if backend not in BACKENDS:
         raise ConfigError(f"{path}: environment {name!r}: backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    try:
+        window = event_window.from_settings(settings.get("event_window", {}))
+    except ValueError as exc:
+        raise ConfigError(f"{path}: environment {name!r}: {exc}") from None
     root = path.parent.resolve()
     umask = _umask(settings.get("umask", "077"), f"{path}: environment {name!r}")
     warehouse_dir = root / settings.get("warehouse_dir", "warehouse")
@@ -106,6 +114,7 @@ def load(name: str, *, config: Path | None = None, warehouse: Path | None = None
         checks=dict(settings.get("checks", {})),
         backend=backend,
         umask=umask,
+        event_window=window,
     )
 
 

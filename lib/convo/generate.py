@@ -59,6 +59,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from convo.event_window import CALENDAR_START
+
 __all__ = ["GenerateResult", "generate", "HEADER", "EVENTS", "MAPPED_TAGS", "UNMAPPED_TAGS"]
 
 HEADER = ("event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value")
@@ -456,6 +458,23 @@ def _file_days(rng: np.random.Generator, seconds: np.ndarray, days: int, late_fr
 # --------------------------------------------------------------------------- API
 
 
+# Conversations go on for days after they start: their events reach this far past the last start day.
+_TAIL_DAYS = 30
+
+
+def _check_in_event_window(start: dt.date, days: int) -> None:
+    """Refuse dates `convo build` would reject: before the calendar, or ahead of today."""
+    if start < CALENDAR_START:
+        raise ValueError(f"start_date {start} is before {CALENDAR_START}, the first day convo accepts events for")
+    last = start + dt.timedelta(days=days + _TAIL_DAYS)
+    today = dt.datetime.now(dt.UTC).date()
+    if last > today:
+        raise ValueError(
+            f"events from start_date {start} over {days} days run to about {last}, after today ({today}):"
+            " convo build rejects events dated ahead of its clock"
+        )
+
+
 def generate(
     conversations: int,
     out: Path,
@@ -487,6 +506,7 @@ def generate(
         raise ValueError("late_fraction must be within [0, 1]")
     out = Path(out)
     start = dt.date.fromisoformat(start_date)
+    _check_in_event_window(start, days)
     n_users = max(1, conversations // CONVERSATIONS_PER_USER)
     n_agents = max(MIN_AGENTS, conversations // CONVERSATIONS_PER_AGENT)
     vocab = _Vocabulary.build(n_agents)

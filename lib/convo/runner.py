@@ -13,6 +13,7 @@ A build, inside the environment's lock:
 from __future__ import annotations
 
 import contextlib
+import datetime
 import logging
 import time
 from collections.abc import Iterator
@@ -162,19 +163,30 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
     return new
 
 
+def _record_ignored(entries: list[Path], run: Run) -> None:
+    """Entries of an input directory that are not read: said in the log and the run's files."""
+    for path in entries:
+        action = f"not read: {'a directory' if path.is_dir() else 'not a ' + ', '.join(ingest.READ_SUFFIXES) + ' file'}"
+        log.warning("%s: %s", path, action)
+        run.files.append(FileRecord(None, str(path), None, None, action))
+
+
 def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
 
     Returns the delta of accepted events (None when no file is new). Outside the write
     transaction: DuckDB reads back rows written in an open transaction about twice as slowly.
     """
-    files = _new_files(s, ingest.inspect(s.wh, paths), run)
-    if not files:
-        return None
-    first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
-                if s.wh.has_table("ingested_files", STORE) else None) or 0
-    by_id = ingest.land(s.wh, files, first_id + 1)
-    counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s))
+    with ingest.inspected(s.wh, paths) as inspected:
+        files = _new_files(s, inspected, run)
+        if not files:
+            return None
+        first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
+                    if s.wh.has_table("ingested_files", STORE) else None) or 0
+        by_id = ingest.land(s.wh, files, first_id + 1)
+        window = s.env.event_window.bounds(datetime.datetime.now(datetime.UTC))
+        log.info("accepting events from %s to %s (event_window)", *window)
+        counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s), window)
     s.wh.execute(
         f"CREATE OR REPLACE TEMP TABLE {WORK}.batch_files (file_id BIGINT, path VARCHAR, sha256 VARCHAR,"
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
@@ -432,14 +444,17 @@ def _discard_unpublished(s: Session, run: Run) -> None:
 
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
-    patterns = list(inputs) if inputs else list(env.inputs)
-    command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in patterns)
+    names = list(inputs) if inputs else list(env.inputs)
+    command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in names)
     with (audit_worker.for_build() as auditor, session(env, "build") as s,
           recorded(s, command, full_refresh=full_refresh) as run):
-        paths = ingest.expand(patterns)
+        listing = ingest.expand(names)
+        if not listing.files:
+            raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")
+        _record_ignored(listing.ignored, run)
         _discard_unpublished(s, run)
         _repair_copy(s)
-        batch = _stage_inputs(s, paths, run)
+        batch = _stage_inputs(s, listing.files, run)
         with s.wh.transaction():
             written = _write(s, batch, run, full_refresh)
         if written is None:

@@ -32,8 +32,8 @@ ALTER TABLE {META}.runs ADD COLUMN IF NOT EXISTS config JSON;
 class FileRecord:
     file_id: int | None
     path: str
-    sha256: str
-    file_format: str
+    sha256: str | None  # None for a directory entry that is not read
+    file_format: str | None
     action: str
     rows_read: int = 0
     rows_staged: int = 0

@@ -12,6 +12,7 @@ reason) or counted as a duplicate of an earlier row (first occurrence by file or
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 import re
@@ -323,7 +324,7 @@ def build(env: Environment, inputs: list[str] | None = None) -> BuildResult:
     patterns = list(inputs) if inputs else list(env.inputs)
     final = output_dir(env)
     with exclusive(final, env.name, "build --backend pyspark"):
-        files = _inspect(ingest.expand(patterns))
+        files = _inspect(ingest.expand(patterns).files)
         if not files:
             raise ingest.InputError(f"no input file in {' '.join(patterns) or 'the environment inputs'}")
         active = SparkSession.getActiveSession()
@@ -357,7 +358,7 @@ def _write_tables(spark: SparkSession, env: Environment, files: list[ingest.Inpu
 
     landed = _land(spark, con, files, scratch)
     raw = landed.filter(landed.malformed.isnull()).select(*RAW_COLUMNS, "source_file", "source_line", "file_seq")
-    parsed = scratch.write("parsed", parse_raw_events(raw))
+    parsed = scratch.write("parsed", parse_raw_events(raw, env.event_window.bounds(datetime.datetime.now(datetime.UTC))))
     tables = {"accepted_events": scratch.write("accepted_events", deduplicate_events(accepted_events(parsed)))}
     result.ingest_seconds = time.perf_counter() - t_build
     log.info("inputs read, parsed and de-duplicated in %.2f s", result.ingest_seconds)

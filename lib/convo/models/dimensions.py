@@ -9,10 +9,11 @@ import ibis
 import ibis.expr.types as ir
 
 from convo import metrics
+from convo.event_window import CALENDAR_END, CALENDAR_START
 from convo.models.functions import date_key
 from convo.models.registry import model
 
-FIRST_DATE, LAST_DATE = datetime.date(2016, 1, 1), datetime.date(2099, 12, 31)
+FIRST_DATE, LAST_DATE = CALENDAR_START, CALENDAR_END
 UNMAPPED = "unmapped"
 
 _MONTH_NAMES = dict(enumerate(calendar.month_name[1:], start=1))

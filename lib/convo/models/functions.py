@@ -20,7 +20,7 @@ from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 
 TIMESTAMP_FORMAT = "%Y-%m-%d %H:%M:%S"
-_INTEGER_PATTERN = r"^[+-]?[0-9]+$"
+INTEGER_PATTERN = r"^[+-]?[0-9]+$"
 
 # What DuckDB's strptime accepts for TIMESTAMP_FORMAT: 1-4 digit year, 1-2 digit other fields,
 # any run of whitespace between date and time. Spark's parser cannot bound a field's width
@@ -93,7 +93,7 @@ def strip_whitespace(text: ir.StringValue) -> ir.StringValue:
 
 def parse_integer(text: ir.StringValue) -> ir.IntegerValue:
     """Whole-number text -> BIGINT; NULL for anything else ('12.5', '1e3', 'abc', overflow)."""
-    return ibis.ifelse(text.re_search(_INTEGER_PATTERN), text.try_cast("int64"), ibis.null("int64"))
+    return ibis.ifelse(text.re_search(INTEGER_PATTERN), text.try_cast("int64"), ibis.null("int64"))
 
 
 def date_key(ts: ir.TimestampValue | ir.DateValue) -> ir.IntegerValue:

@@ -6,11 +6,19 @@ are stored; `stg_conversation_events` is the staged-event model the rest of the 
 
 from __future__ import annotations
 
+import datetime
+
 import ibis
 import ibis.expr.types as ir
 from ibis import _
 
-from convo.models.functions import parse_integer, parse_timestamp, strip_whitespace
+from convo.models.functions import (
+    INTEGER_PATTERN,
+    TIMESTAMP_FORMAT,
+    parse_integer,
+    parse_timestamp,
+    strip_whitespace,
+)
 from convo.models.registry import model
 
 RAW_COLUMNS = ("event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value")
@@ -24,6 +32,11 @@ EVENT_TYPES = (CUSTOMER_MESSAGE, STATUS_CHANGE, AGENT_ASSIGNED, AGENT_MESSAGE, T
 
 OPEN, WAITING, CLOSED = "OPEN", "WAITING FOR CUSTOMER", "CLOSED"
 STATUS_VALUES = (OPEN, WAITING, CLOSED)
+
+# Longer field values are rejected: no id, timestamp, event name, status or tag is near this long,
+# and a message this long is a dump, not a conversation (a reader would have to scroll past it).
+MAX_FIELD_CHARS = 65_536
+IDS = ("conversation_id", "user_id", "agent_id")
 
 # Where the input order of an event comes from: files in ingestion order, then line in file.
 INPUT_ORDER = ("file_seq", "source_line")
@@ -61,35 +74,60 @@ def _typed(t: ir.Table) -> ir.Table:
     )
 
 
-def _reject_reasons(t: ir.Table) -> ir.StringValue:
+def _id_reasons(t: ir.Table, column: str) -> list[ir.StringValue]:
+    text, typed = t[f"_{column}"], t[f"{column}_typed"]
+    quoted = _quoted(text)
+    whole_number = text.re_search(INTEGER_PATTERN)
+    return [
+        _reason(text.notnull() & ~whole_number, f"{column} " + quoted + " is not an integer"),
+        _reason(whole_number & typed.isnull(), f"{column} " + quoted + " is too large for a 64-bit integer"),
+        # Upstream systems write 0 or -1 for "unknown": staged, it would join unrelated rows.
+        _reason(typed <= 0, f"{column} " + quoted + " is not a positive integer"),
+    ]
+
+
+def _reject_reasons(t: ir.Table, window: tuple[datetime.datetime, datetime.datetime]) -> ir.StringValue:
     """Every reason the row cannot be staged, joined by '; '; NULL when there is none."""
     is_status, is_tag = t._event == STATUS_CHANGE, t._event == TAG_ASSIGNED
+    earliest, latest = window
+    shown = " to ".join(ts.strftime(TIMESTAMP_FORMAT) for ts in window)
     reasons = [
+        *(_reason(t[c].length() > MAX_FIELD_CHARS, f"{c} is longer than {MAX_FIELD_CHARS} characters")
+          for c in RAW_COLUMNS),
+        # NUL is no text: many tools cut a value at it, or refuse it.
+        *(_reason(t[c].re_search(r"\x00"), f"{c} contains a NUL character") for c in RAW_COLUMNS),
         _reason(t._event_timestamp.isnull(), "event_timestamp is empty"),
         _reason(
             t._event_timestamp.notnull() & t.event_at.isnull(),
             "event_timestamp " + _quoted(t._event_timestamp) + " is not a timestamp like 2019-04-04 1:18:45",
         ),
-        *(_reason(t[f"_{c}"].isnull(), f"{c} is empty") for c in ("conversation_id", "user_id")),
-        *(
-            _reason(t[f"_{c}"].notnull() & t[f"{c}_typed"].isnull(), f"{c} " + _quoted(t[f"_{c}"]) + " is not an integer")
-            for c in ("conversation_id", "user_id", "agent_id")
+        _reason(
+            (t.event_at < earliest) | (t.event_at > latest),
+            "event_timestamp " + _quoted(t._event_timestamp) + f" is outside the accepted window {shown}"
+            " (event_window in convo.toml)",
         ),
+        *(_reason(t[f"_{c}"].isnull(), f"{c} is empty") for c in ("conversation_id", "user_id")),
+        *(reason for c in IDS for reason in _id_reasons(t, c)),
         _reason(t._event.isnull(), "event is empty"),
         _reason(
-            (t._event == AGENT_ASSIGNED) & t.assigned_agent_id.isnull(),
+            (t._event == AGENT_ASSIGNED) & (t.assigned_agent_id.isnull() | (t.assigned_agent_id <= 0)),
             "agent_assigned value " + _quoted(t._event_value.fill_null("")) + " is not an agent id",
         ),
         _reason(is_status & t._event_value.isnull(), "status_changed_to has no status value"),
+        _reason(
+            is_status & t._event_value.notnull() & ~t.event_value_typed.isin(STATUS_VALUES),
+            "status_changed_to value " + _quoted(t._event_value) + f" is not one of {', '.join(STATUS_VALUES)}",
+        ),
         _reason(is_tag & t._event_value.isnull(), "tag_assigned has no tag"),
     ]
     return ibis.literal("; ").join(reasons).nullif("")
 
 
-def parse_raw_events(raw: ir.Table) -> ir.Table:
+def parse_raw_events(raw: ir.Table, window: tuple[datetime.datetime, datetime.datetime]) -> ir.Table:
     """Type and normalise raw events; `reject_reason` says why a row cannot be staged (NULL if it can).
 
-    `raw` has the six raw columns as text plus `source_file`, `source_line` and `file_seq`.
+    `raw` has the six raw columns as text plus `source_file`, `source_line` and `file_seq`;
+    `window` holds the first and last accepted event time (`EventWindow.bounds`).
     """
     t = _typed(_trimmed(raw))
     return t.select(
@@ -104,7 +142,7 @@ def parse_raw_events(raw: ir.Table) -> ir.Table:
         "event_typed",
         "event_value_typed",
         "assigned_agent_id",
-        reject_reason=_reject_reasons(t),
+        reject_reason=_reject_reasons(t, window),
     )
 
 

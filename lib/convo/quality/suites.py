@@ -28,6 +28,7 @@ import json
 import sys
 from pathlib import Path
 
+from convo.event_window import CALENDAR_END, CALENDAR_START
 from convo.models.intermediate import FLAG_TAGS
 from convo.models.registry import Column, TableDoc, table_docs
 from convo.models.staging import CLOSED, EVENT_TYPES, STATUS_CHANGE, STATUS_VALUES
@@ -204,11 +205,20 @@ def _staging() -> list[dict]:
         ),
         _rows(
             "status_changed_to values are known statuses",
-            WARN,
-            """unknown status values are kept in staging for the record; the facts' status check
-            (error) decides whether they reach the published tables""",
+            ERROR,
+            """ingestion rejects a status change to any other value, with its line and the known
+            statuses, so one here means a bug in ingestion; it would fail the facts' status check""",
             f"""SELECT event_value AS unknown_status, count(*) AS events FROM {{batch}}
             WHERE event = '{STATUS_CHANGE}' AND event_value NOT IN ({statuses}) GROUP BY 1 ORDER BY 1""",
+        ),
+        _rows(
+            "event_at lies in the calendar",
+            ERROR,
+            f"""dim_date holds {CALENDAR_START} to {CALENDAR_END} and every date key must find its day;
+            ingestion rejects events outside the event window, which lies inside the calendar""",
+            f"""SELECT event_at, count(*) AS events FROM {{batch}}
+            WHERE event_at < DATE '{CALENDAR_START}' OR event_at >= DATE '{CALENDAR_END}' + 1
+            GROUP BY 1 ORDER BY 1""",
         ),
         _rows(
             "each conversation has one user",

@@ -16,6 +16,7 @@ import re
 import shutil
 import tempfile
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,10 +100,13 @@ def _sql_source(context, warehouse: Path, *, threads: int, memory_limit: str) ->
     file, under names that the audit's other processes would use too."""
     with tempfile.TemporaryDirectory(prefix=audit_spill_prefix(warehouse), dir=warehouse.parent) as spill:
         config = {"threads": threads, "memory_limit": memory_limit, "temp_directory": spill}
+        # The file is named in connect_args: a URL would read `?` in its name as the start of a
+        # query. The URL names it too, quoted, for what GX shows.
+        path = str(warehouse.resolve())
         source = context.data_sources.add_sql(
             "warehouse",
-            connection_string=f"duckdb:///{warehouse.resolve()}",
-            kwargs={"connect_args": {"read_only": True, "config": config}},
+            connection_string=f"duckdb:///{urllib.parse.quote(path)}",
+            kwargs={"connect_args": {"database": path, "read_only": True, "config": config}},
         )
         try:
             yield source
