@@ -172,3 +172,26 @@ def test_line_numbers_count_blank_and_unsplittable_lines(spark, tmp_path):
     assert [r["source_line"] for r in rejected] == [4, 5]
     f = result.files[0]
     assert (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed) == (4, 2, 2, 0)
+
+
+def test_file_names_with_pattern_characters_are_read_literally(spark, tmp_path):
+    # Spark takes `*?[]{}` as a glob: `star*.csv` would also read `starX.csv`, `brack[1].csv` would
+    # read `brack1.csv`. Each decoy beside a real file holds a row the build must never see.
+    def row(conversation, text):
+        return ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", text)
+
+    expected = {}
+    for n, (name, decoy) in enumerate((("star*.csv", "starX.csv"), ("brack[1].csv", "brack1.csv"),
+                                       ("q?.csv", "qX.csv"), ("p{a,b}.parquet", "pa.parquet"))):
+        conversation = f"3000000000000{n}"
+        for path, rows in ((tmp_path / name, [row(conversation, "<m>")]), (tmp_path / decoy, [row("39999999999999", "x")])):
+            if path.suffix == ".csv":
+                write_events(path, rows)
+            else:
+                pd.DataFrame([dict(zip(HEADER, r, strict=True)) for r in rows]).to_parquet(path)
+        expected[str(tmp_path / name)] = int(conversation)
+    env = make_env(tmp_path)
+    result = convo_spark.build(env, list(expected))
+    staged = pq.read_table(convo_spark.output_dir(env) / "stg_conversation_events").to_pylist()
+    assert {r["source_file"]: r["conversation_id"] for r in staged} == expected
+    assert [(f.rows_read, f.rows_staged) for f in result.files] == [(1, 1)] * 4

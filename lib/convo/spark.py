@@ -163,14 +163,14 @@ def _distinct_content(files: list[ingest.InputFile], result: BuildResult) -> lis
     return distinct
 
 
-def _numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
+def _numbered_lines(spark: SparkSession, path: str) -> DataFrame:
     """The file's lines with their 1-based number, read in parallel (RDD.zipWithIndex's method,
     without taking the lines through Python).
 
     Spark reads one file's splits into partitions in file order, so a line's number is the count
     of lines in earlier partitions plus its position in its own.
     """
-    lines = spark.read.text(str(path)).select(F.col("value").alias("text"), F.monotonically_increasing_id().alias("id"))
+    lines = spark.read.text(path).select(F.col("value").alias("text"), F.monotonically_increasing_id().alias("id"))
     partition = F.shiftright("id", _PARTITION_SHIFT)
     sizes = lines.groupBy(partition.alias("partition")).count().orderBy("partition").collect()
     first, offsets = 1, []
@@ -184,13 +184,13 @@ def _numbered_lines(spark: SparkSession, path: Path) -> DataFrame:
     )
 
 
-def _land_csv(spark: SparkSession, f: ingest.InputFile, file_id: int) -> DataFrame:
+def _land_csv(spark: SparkSession, f: ingest.InputFile, file_id: int, source: str) -> DataFrame:
     """Raw fields of every data line, or why the line cannot be split into the six fields.
 
     Lines after the header; empty lines are skipped, as DuckDB's reader does. A quoted field
     cannot span lines (line numbers rest on one row per line, on DuckDB too).
     """
-    lines = _numbered_lines(spark, f.path).filter((F.col("line") > 1) & (F.col("text") != ""))
+    lines = _numbered_lines(spark, source).filter((F.col("line") > 1) & (F.col("text") != ""))
     schema = ", ".join(f"`{c}` STRING" for c in f.columns) + ", _corrupt STRING"
     row = F.from_csv("text", schema, _CSV_OPTIONS)
     unquoted = F.regexp_replace("text", _QUOTED_FIELD, "")
@@ -213,9 +213,9 @@ def _land_csv(spark: SparkSession, f: ingest.InputFile, file_id: int) -> DataFra
     )
 
 
-def _land_parquet(spark: SparkSession, f: ingest.InputFile, file_id: int) -> DataFrame:
+def _land_parquet(spark: SparkSession, f: ingest.InputFile, file_id: int, source: str) -> DataFrame:
     """Every row as text; its line is the 1-based row number, as in the DuckDB runner."""
-    rows = spark.read.parquet(str(f.path))
+    rows = spark.read.parquet(source)
     actual = {c.lower(): c for c in rows.columns}
     return rows.select(
         *(F.col(f"`{actual[c]}`").cast("string").alias(c) for c in RAW_COLUMNS),
@@ -245,10 +245,20 @@ def _land(spark, con, files: list[ingest.InputFile], scratch: _Writer) -> ibis.T
     landed = None
     for file_id, f in enumerate(files, start=1):
         log.info("reading %s (%s, %.1f MB)", f.path, f.file_format, f.path.stat().st_size / 1e6)
-        rows = (_land_csv if f.file_format == "csv" else _land_parquet)(spark, f, file_id)
+        source = _literal_source(f, file_id, scratch.folder / "inputs")
+        rows = (_land_csv if f.file_format == "csv" else _land_parquet)(spark, f, file_id, source)
         landed = rows if landed is None else landed.unionByName(rows)
     landed.createOrReplaceTempView("landed_rows")
     return scratch.write("landed", con.table("landed_rows"))
+
+
+def _literal_source(f: ingest.InputFile, file_id: int, folder: Path) -> str:
+    """A name Spark reads as this one file. Spark takes `*?[]{}` in a path as a glob pattern (and
+    `:` as a scheme), so it reads a link with a plain name to the file instead of the file's name."""
+    folder.mkdir(parents=True, exist_ok=True)
+    link = folder / f"file-{file_id}.{f.file_format}"
+    link.symlink_to(f.path.resolve())
+    return str(link)
 
 
 def _rejected(parsed: ibis.Table, landed: ibis.Table) -> ibis.Table:
