@@ -42,6 +42,9 @@ environment = reporting.environment(env, config_file, warehouse)
 run = reporting.build(environment, inputs, full_refresh)
 reporting.run_header(environment, run, reporting.as_of(environment, run_date))
 
+# %%
+reporting.headline_build(run)
+
 # %% [markdown]
 # ## Files read
 # Every row of a file is staged, rejected or counted as a duplicate of an earlier row; a file
