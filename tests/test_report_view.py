@@ -35,10 +35,12 @@ def test_a_table_reads_as_words_numbers_dates_and_reasons():
         "opened_at": pd.to_datetime(["2024-03-04", None]),
         "closed_at": pd.to_datetime(["2024-03-04 10:05:09", None]),
         "median_hours": [12.25, 1500.0],
+        "opened_date_key": [20240304, 20240305],
     })
     readable.percent(readable.because(df, relative_change="new: none in the period before"), "relative_change")
     shown = readable.frame(df)
-    assert list(shown.columns) == ["tag", "previous", "relative change", "opened at", "closed at", "median hours"]
+    assert list(shown.columns) == ["tag", "previous", "relative change", "opened at", "closed at", "median hours",
+                                   "opened date key"]
     assert shown.to_dict("list") == {
         "tag": ["refund_status", "login"],
         "previous": ["0", "1,234"],
@@ -46,6 +48,7 @@ def test_a_table_reads_as_words_numbers_dates_and_reasons():
         "opened at": ["2024-03-04", "–"],  # midnight: a date; missing with no reason: a dash
         "closed at": ["2024-03-04 10:05:09", "–"],
         "median hours": ["12.25", "1,500"],
+        "opened date key": ["20240304", "20240305"],  # an identifier: its digits, not a quantity
     }
     assert df.previous.tolist() == [0, 1234], "the frame itself keeps its numbers for charts and sentences"
 

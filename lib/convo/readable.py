@@ -6,6 +6,7 @@ themselves keep their numbers for charts and sentences:
 
 - column names as words (`median_hours_to_resolve` -> `median hours to resolve`);
 - integers with thousands separators (`12,345`), floats as rounded by the report, with separators;
+  identifiers and keys (`id`, `..._id`, `..._key`) as their digits (`20240304`);
 - columns listed in `df.attrs["percent"]` (shares from 0 to 1) as percentages (`12.5 %`);
 - timestamps at midnight as dates (`2024-03-04`), others to the second;
 - an empty value as the reason its column gives in `df.attrs["empty_because"]` ("no earlier week"),
@@ -41,23 +42,27 @@ def _timestamps(column: pd.Series) -> pd.Series:
     return column.dt.strftime("%Y-%m-%d" if whole_days else "%Y-%m-%d %H:%M:%S")
 
 
-def _value(value, share: bool) -> str:
+def _is_identifier(name) -> bool:
+    return str(name) == "id" or str(name).endswith(("_id", "_key"))
+
+
+def _value(value, share: bool, grouped: bool) -> str:
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return f"{value:,}"
+        return f"{value:,}" if grouped else str(value)
     if isinstance(value, float):
         return f"{value * 100:,.1f} %" if share else (f"{value:,.0f}" if value.is_integer() else f"{value:,}")
     return str(value)
 
 
-def _column(column: pd.Series, share: bool, empty: str) -> pd.Series:
+def _column(column: pd.Series, share: bool, empty: str, grouped: bool) -> pd.Series:
     missing = column.isna()
     if pd.api.types.is_datetime64_any_dtype(column):
         shown = _timestamps(column)
     else:
         shown = column.astype(object).map(lambda v: v if v is None or v is pd.NA else _value(
-            v.item() if hasattr(v, "item") else v, share))
+            v.item() if hasattr(v, "item") else v, share, grouped))
     return shown.astype(object).where(~missing, empty)
 
 
@@ -65,7 +70,8 @@ def frame(df: pd.DataFrame) -> pd.DataFrame:
     """`df` as the text a reader sees, column by column."""
     reasons, shares = df.attrs.get(EMPTY_BECAUSE, {}), set(df.attrs.get(PERCENT, []))
     shown = pd.DataFrame({
-        str(name).replace("_", " "): _column(df[name], name in shares, reasons.get(name, NO_VALUE))
+        str(name).replace("_", " "): _column(df[name], name in shares, reasons.get(name, NO_VALUE),
+                                             grouped=not _is_identifier(name))
         for name in df.columns
     }, index=df.index)
     if shown.index.name:
