@@ -73,7 +73,8 @@ def selection(env: Environment, start: str | None, end: str | None, grain: str,
     first, last = query(env, "SELECT min(opened_at)::DATE AS a, max(opened_at)::DATE AS b"
                              " FROM fact_conversation_lifecycle").iloc[0]
     parse = datetime.date.fromisoformat
-    return Selection(parse(start) if start else pd.Timestamp(first).date(), parse(end) if end else pd.Timestamp(last).date(), grain,
+    first, last = pd.Timestamp(first).date(), pd.Timestamp(last).date()  # dates, not midnight timestamps
+    return Selection(parse(start) if start else first, parse(end) if end else last, grain,
                      tuple(categories or ()), tuple(tags or ()))
 
 
@@ -197,7 +198,8 @@ def chart_volume(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Mark
     top = wide.columns[0]
     finding = (f"Most frequent reason: {escape.matplotlib(top)}, {int(wide[top].sum()):,} conversations"
                f" from {s.start} to {s.end}")
-    ax.set(title=f"{finding}\n" f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
+    ax.set(title=f"{finding}\n"
+                 f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
            xlabel=f"{s.grain} starting", ylabel="conversations")
     ax.tick_params(axis="x", rotation=45)
     ax.legend(title="reason (tag)", fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
