@@ -184,7 +184,8 @@ def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
         assert "<script" not in (folder / f"{name}.code.html").read_text()
     assert "data:image/png;base64" in (folder / "30_facts.html").read_text()
     quality = nbformat.read(folder / "40_data_quality.ipynb", as_version=4)  # the --date reached the notebook
-    assert "6 day(s) before the run date 2024-04-20" in json.dumps(quality.cells[-1].outputs)
+    assert "6 day(s) before 2024-04-20, the day it is measured at" in json.dumps(quality.cells[-1].outputs)
+    assert "measured at the end of the run date, 2024-04-20" in json.dumps(quality.cells[-2].outputs)
 
     warehouse = run.project / "warehouse" / "dev.duckdb"
     build, record = _history(warehouse)
