@@ -36,9 +36,9 @@ html_context = {"default_mode": "light"}  # the diagrams are drawn for a light b
 # Top-level pages have no sub-pages: no left sidebar. The right-hand "on this page" list is left
 # out where the diagrams and wide tables need the width (the table pages, the diagram pages).
 # ("*" matches top-level pages only; a page-specific entry after it wins.)
-html_sidebars = {"*": []}
+html_sidebars = {"*": [], "reports/*": []}  # a report uses the page's whole width for its tables and charts
 html_theme_options = {
-    "secondary_sidebar_items": {"*": ["page-toc"], "data-model": [], "lineage": [], "reports/*": ["page-toc"]},
+    "secondary_sidebar_items": {"*": ["page-toc"], "data-model": [], "lineage": [], "reports/*": []},
     "navbar_align": "left",
     "header_links_before_dropdown": 6,
     "show_toc_level": 2,

@@ -33,13 +33,17 @@ from convo import reporting
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)
 
+run = reporting.build(environment, inputs, full_refresh)
+
+# %%
+reporting.headline_build(run)
+
 # %% [markdown]
 # ## The build
 # Which run this is, its status and the version it published (times and ids vary, so the
 # regression test does not compare this cell).
 
 # %% tags=["nbval-ignore-output"]
-run = reporting.build(environment, inputs, full_refresh)
 reporting.run_header(environment, run, reporting.as_of(environment, run_date))
 
 # %% [markdown]

@@ -30,6 +30,9 @@ environment = reporting.environment(env, config_file, warehouse)
 run = reporting.published_build(environment)
 on = reporting.as_of(environment, run_date)
 
+# %%
+reporting.headline_dimensions(environment)
+
 # %% [markdown]
 # ## The build
 # The build that wrote the published version (ids and times vary, so the regression test does

@@ -31,6 +31,9 @@ environment = reporting.environment(env, config_file, warehouse)
 run = reporting.published_build(environment)
 on = reporting.as_of(environment, run_date)
 
+# %%
+reporting.headline_facts(environment, on)
+
 # %% [markdown]
 # ## The build
 # The build that wrote the published version (ids and times vary, so the regression test does
@@ -75,6 +78,9 @@ reporting.chart_resolution(environment)
 # ## Open backlog on the run date
 # How many conversations were open or waiting for the customer at the end of the run date, then
 # the conversations not closed, oldest first, with their age in days on the run date.
+
+# %%
+reporting.measured_on(run_date, on)
 
 # %%
 reporting.backlog_on(environment, on)

@@ -32,6 +32,9 @@ environment = reporting.environment(env, config_file, warehouse)
 run = reporting.published_build(environment)
 on = reporting.as_of(environment, run_date)
 
+# %%
+reporting.headline_quality(run)
+
 # %% [markdown]
 # ## The build
 # The build that wrote the published version (ids and times vary, so the regression test does
@@ -76,6 +79,9 @@ reporting.rejected_by_reason(environment)
 
 # %% [markdown]
 # ## Freshness
+
+# %%
+reporting.measured_on(run_date, on)
 
 # %%
 reporting.freshness(environment, on, stale_after_days)

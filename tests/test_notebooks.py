@@ -6,6 +6,7 @@ empty warehouse) and runs real processes: pytest + nbval, papermill kernels, `co
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from types import SimpleNamespace
 import duckdb
 import nbformat
 import pytest
+from bs4 import BeautifulSoup
 
 from convo.notebook_references import REFERENCE_DIR, kernel_environment, sample_project, stale
 from convo.notebooks import discover
@@ -176,12 +178,14 @@ def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
     assert f"[{len(names)}/{len(names)}] {names[-1]}: done in" in run.stderr
     folder = (run.project / "reports" / "dev" / "latest").resolve()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"{n}.{ext}" for n in names for ext in ("html", "ipynb")] + ["run.log"])
+        [f"{n}.{ext}" for n in names for ext in ("html", "code.html", "ipynb", "reads")] + ["run.log"])
     for name in names:  # viewable offline: no script at all, charts embedded
         assert "<script" not in (folder / f"{name}.html").read_text()
+        assert "<script" not in (folder / f"{name}.code.html").read_text()
     assert "data:image/png;base64" in (folder / "30_facts.html").read_text()
     quality = nbformat.read(folder / "40_data_quality.ipynb", as_version=4)  # the --date reached the notebook
-    assert "6 day(s) before the run date 2024-04-20" in json.dumps(quality.cells[-1].outputs)
+    assert "6 day(s) before 2024-04-20, the day it is measured at" in json.dumps(quality.cells[-1].outputs)
+    assert "measured at the end of the run date, 2024-04-20" in json.dumps(quality.cells[-2].outputs)
 
     warehouse = run.project / "warehouse" / "dev.duckdb"
     build, record = _history(warehouse)
@@ -192,6 +196,64 @@ def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM fact_conversation_lifecycle").fetchone() == (34,)
     con.close()
+
+
+CODE = ".jp-CodeCell .jp-InputArea, .jp-InputPrompt"  # a code cell's source, as nbconvert's lab template writes it
+MISSING = re.compile(r"\b(NaN|None|NaT|nan|<NA>)\b")
+
+
+def test_the_readers_html_of_every_report_has_no_code_and_no_missing_value_text(jobs):
+    folder = (jobs.pipeline.project / "reports" / "dev" / "latest").resolve()
+    for name in (p.stem for p in discover(ROOT / "notebooks")):
+        readers = BeautifulSoup((folder / f"{name}.html").read_text(), "html.parser")
+        assert not readers.select(CODE), f"{name}.html shows code"
+        text = readers.get_text(" ")
+        assert not MISSING.findall(text), (name, MISSING.findall(text))
+        assert "import" not in text.split() and "reporting." not in text, name
+        engineers = BeautifulSoup((folder / f"{name}.code.html").read_text(), "html.parser")
+        assert engineers.select(".jp-CodeCell .jp-InputArea"), f"{name}.code.html lost its code"
+        first_output = readers.select_one(".jp-OutputArea-output")  # after the title: the answer, in short
+        assert first_output.get_text(" ").strip().startswith(("In short", "Between")), name
+
+
+def test_every_table_a_report_queries_is_a_lineage_edge(jobs):
+    """The lineage's notebook edges are the tables each notebook's queries named (recorded while it
+    ran, through whichever module queried them): here the contact-reason report's, worked out from
+    convo/contact_reasons.py, and every recorded table appears as "Read by" that notebook."""
+    project = jobs.pipeline.project
+    folder = (project / "reports" / "dev" / "latest").resolve()
+    recorded = {p.stem: set(p.read_text().split()) for p in folder.glob("*.reads")}
+    assert recorded["50_contact_reasons"] == {"int_conversation_tags", "fact_conversation_lifecycle", "dim_tag",
+                                              "dim_date"}
+    assert {"fact_conversation_lifecycle", "fact_conversation_events", "dim_date"} <= recorded["30_facts"]
+    assert {"ingested_files", "rejected_conversation_events"} <= recorded["40_data_quality"]
+    rows = BeautifulSoup((project / "reports" / "site" / "lineage.html").read_text(), "html.parser").find(
+        "table").find("tbody").find_all("tr")
+    read_by = {tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[3].get_text(" ", strip=True)
+               for tr in rows}
+    documented = set(read_by)
+    for notebook, tables in recorded.items():
+        for table in tables & documented:
+            assert f"{notebook}.py" in read_by[table], (table, notebook)
+    readers = {t for t, cell in read_by.items() if "50_contact_reasons.py" in cell}
+    assert readers == recorded["50_contact_reasons"], "no edge from words in the notebook's text"
+
+
+def test_the_site_states_the_run_as_convo_runs_does(jobs):
+    project = jobs.pipeline.project
+    listed = subprocess.run([CONVO, "runs", "--config", str(project / "convo.toml"), "--env", "dev"], cwd=project,
+                            capture_output=True, text=True, timeout=120).stdout.splitlines()
+    run_line = next(line for line in listed if " run --date" in line)
+    run_id, status, version, _, day, time_of_day, seconds = run_line.split()[:7]
+    assert status == "success"
+    site = project / "reports" / "site"
+    first = BeautifulSoup((site / "runs.html").read_text(), "html.parser").find("table").find("tbody").find("tr")
+    cells = [td.get_text(" ", strip=True) for td in first.find_all("td")]
+    assert (cells[0], cells[2], cells[3], cells[5], cells[6]) == (
+        run_id, "success", version, f"{day} {time_of_day} UTC", seconds)
+    home = " ".join(BeautifulSoup((site / "index.html").read_text(), "html.parser").get_text(" ").split())
+    assert f"Last run: run {run_id} (run --date 2024-04-20), success , started {day} {time_of_day} UTC" in home
+    assert "running" not in home
 
 
 def test_a_second_run_fails_fast_while_one_is_going(jobs):
@@ -226,7 +288,8 @@ def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
     assert "20_broken failed in cell [2]: RuntimeError: deliberate failure" in result.stderr
     (folder,) = (project / "reports" / "dev").iterdir()
     assert sorted(p.name for p in folder.iterdir()) == [
-        "10_first.html", "10_first.ipynb", "20_broken.html", "20_broken.ipynb", "run.log"]
+        "10_first.code.html", "10_first.html", "10_first.ipynb", "10_first.reads",
+        "20_broken.code.html", "20_broken.html", "20_broken.ipynb", "20_broken.reads", "run.log"]
     first = nbformat.read(folder / "10_first.ipynb", as_version=4)
     assert first.cells[-1].outputs[0].text == "first step, run date 2024-05-01\n"
     broken = nbformat.read(folder / "20_broken.ipynb", as_version=4)

@@ -233,5 +233,6 @@ def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
             "SELECT command, code_commit, config FROM convo_meta.runs WHERE command LIKE 'run %'").fetchall()
     finally:
         con.close()
-    assert command == "run --date 2024-05-02 " + str(tmp_path / "b.csv") and commit is None
+    # Inputs are recorded relative to the project, as the reports show them.
+    assert command == "run --date 2024-05-02 ../b.csv" and commit is None
     assert json.loads(config)["root"] == str(project)

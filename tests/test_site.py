@@ -28,7 +28,7 @@ from bs4 import BeautifulSoup
 from conftest import ROOT, make_env, query
 from nbclient import NotebookClient
 
-from convo import cli, metrics, runner
+from convo import cli, metrics, reads, runner
 from convo.models.registry import models, table_docs
 from convo.provenance import CodeVersion
 from convo.site import SiteBuildFailed, build_html, build_site, diagrams
@@ -53,24 +53,31 @@ def _executed_notebook(folder: Path, warehouse: Path) -> tuple[Path, str]:
     """A notebook run by a real kernel, as `convo run` leaves it; returns it and a token it printed.
 
     The token is random at execution time: if the site ran the notebook again, it would differ.
+    The notebook records the tables its query reads (convo/reads.py) where `convo run` would.
     """
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Conversations per status"),
+        nbformat.v4.new_code_cell("import duckdb, uuid\nfrom convo import reads"),  # no output: readers don't see it
         nbformat.v4.new_code_cell(
-            "import duckdb, uuid\n"
             f"con = duckdb.connect({str(warehouse)!r}, read_only=True)\n"
-            "for status, n in con.execute('SELECT status, count(*) FROM fact_conversation_lifecycle"
-            " GROUP BY ALL ORDER BY ALL').fetchall():\n"
+            "sql = 'SELECT status, count(*) FROM fact_conversation_lifecycle GROUP BY ALL ORDER BY ALL'\n"
+            "for status, n in con.execute(sql).fetchall():\n"
             "    print(f'{status}: {n} conversations')\n"
+            "reads.record(reads.of_sql(con, sql))\n"
             "print('token', uuid.uuid4().hex)"
         ),
     ]
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
     folder.mkdir(parents=True)
+    reads_file = folder / f"status_report{reads.SUFFIX}"
+    os.environ[reads.VARIABLE] = str(reads_file)  # the kernel inherits it, as under `convo run`
+    try:
+        NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    finally:
+        del os.environ[reads.VARIABLE]
     path = folder / "status_report.ipynb"
     nbformat.write(nb, path)
-    token = re.search(r"token (\w+)", nb.cells[1].outputs[0]["text"]).group(1)
+    token = re.search(r"token (\w+)", nb.cells[2].outputs[0]["text"]).group(1)
     return path, token
 
 
@@ -182,6 +189,21 @@ def test_reports_page_shows_the_executed_notebook_as_it_ran(built):
     index = _soup(built.site / "reports" / "index.html")
     link = index.find("article").find("a", href=f"{built.notebook.stem}.html")
     assert link.get_text(strip=True) == "Conversations per status"  # the notebook's own title
+    article = _soup(page).find("article")
+    assert "import duckdb" not in article.get_text() and "con.execute" not in article.get_text(), "no code for readers"
+
+
+def test_home_page_links_the_reports_and_gives_the_contact_reason_answer(built):
+    home = _soup(built.site / "index.html")
+    link = home.find("a", href=f"reports/{built.notebook.stem}.html")
+    assert link is not None and link.get_text(strip=True) == "Conversations per status"
+    text = _text(built.site / "index.html")
+    top = query(built.env, """
+        SELECT tag, t.contact_reason, count(*) AS n FROM main.int_conversation_tags JOIN main.dim_tag t USING (tag)
+        GROUP BY ALL ORDER BY n DESC, tag LIMIT 1""")[0]
+    assert "Why customers contact support: Between" in text
+    assert f"were {top['contact_reason']} ({top['tag']}, {top['n']} conversations" in text
+    assert "The slowest reason to resolve was" in text
 
 
 def test_no_page_shows_an_absolute_path_of_the_machine(built):
@@ -201,13 +223,35 @@ def test_lineage_and_erds_are_generated_from_the_metadata(built):
         assert model.name in labels
         for source in model.inputs:
             assert source in labels
-    for notebook in sorted(p.name for p in (ROOT / "notebooks").glob("*.py")):
-        assert notebook in labels
+    assert "status_report.py" in labels  # the notebook the latest run executed, from what it read
     page = _soup(built.site / "data-model.html")
     for design in diagrams.DESIGNS:
         erd = " ".join(page.find("div", attrs={"data-diagram": design.key}).find("svg").get_text(" ").split())
         for table in design.tables(table_docs()):
             assert table in erd
+
+
+def _read_by(lineage_page: Path) -> dict[str, str]:
+    """Table -> its "Read by" cell on the lineage page."""
+    rows = _soup(lineage_page).find("table").find("tbody").find_all("tr")
+    return {tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[3].get_text(" ", strip=True) for tr in rows}
+
+
+def test_lineage_edges_are_the_tables_the_notebook_queried(built):
+    """The executed notebook read fact_conversation_lifecycle (through its SQL, which names no other
+    table): that is its one edge, whatever words the notebook's text holds."""
+    read_by = _read_by(built.site / "lineage.html")
+    readers = {t for t, cell in read_by.items() if "status_report.py" in cell}
+    assert readers == {"fact_conversation_lifecycle"}
+
+
+def test_star_erd_shows_how_agents_join_and_the_facts_measures(built):
+    svg = _soup(built.site / "data-model.html").find("div", attrs={"data-diagram": "star"}).find("svg")
+    text = " ".join(svg.get_text(" ").split())
+    assert "dim_agent" in text and "int_agent_conversations" in text
+    for measure in ("hours_to_resolve", "first_response_minutes", "reopen_count", "times_assigned"):
+        assert measure in text, measure
+    assert "measure" in text
 
 
 # Tags that load what an attribute names (SVG's <image>/<use> too); <a href> is a link, not a load.

@@ -188,7 +188,9 @@ def parser() -> argparse.ArgumentParser:
                        " their HTML go to reports/<env>/<run_id>/; reports/<env>/latest points at the last success.")
     _env_options(n)
     n.add_argument("--date", type=datetime.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="logical date of the run, given to the notebooks (default: today, UTC)")
+                   help="logical date of the run, given to the notebooks (default: today, UTC, for an environment"
+                        " that sets checks.freshness_max_age_hours; otherwise none: ages and freshness are measured"
+                        " at the end of the data)")
     n.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
     n.add_argument("files", nargs="*", metavar="EVENTS_FILE")
     n.set_defaults(func=cmd_run)

@@ -22,7 +22,7 @@ from IPython.display import Image, Markdown
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from convo import escape, metrics
+from convo import escape, metrics, readable
 from convo.config import Environment
 from convo.reporting import compute, query
 
@@ -73,6 +73,7 @@ def selection(env: Environment, start: str | None, end: str | None, grain: str,
     first, last = query(env, "SELECT min(opened_at)::DATE AS a, max(opened_at)::DATE AS b"
                              " FROM fact_conversation_lifecycle").iloc[0]
     parse = datetime.date.fromisoformat
+    first, last = pd.Timestamp(first).date(), pd.Timestamp(last).date()  # dates, not midnight timestamps
     return Selection(parse(start) if start else first, parse(end) if end else last, grain,
                      tuple(categories or ()), tuple(tags or ()))
 
@@ -107,7 +108,7 @@ def volume(env: Environment, s: Selection) -> pd.DataFrame:
             share=metrics.share_of_contacts(rows.conversations, rows.all_conversations).round(4),
         ).order_by("period", ibis.desc("conversations"), "tag")
 
-    return compute(env, per_period)
+    return readable.percent(compute(env, per_period), "share")
 
 
 def movers(vol: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +122,9 @@ def movers(vol: pd.DataFrame) -> pd.DataFrame:
     moves["change"] = moves["last"] - moves["previous"]
     moves["relative_change"] = (moves["change"] / moves["previous"].where(moves["previous"] > 0)).round(3)
     moves = moves[moves.change != 0].reset_index().assign(size=lambda m: m.change.abs())
-    return moves.sort_values(["size", "tag"], ascending=[False, True]).drop(columns="size").reset_index(drop=True)
+    moves = moves.sort_values(["size", "tag"], ascending=[False, True]).drop(columns="size").reset_index(drop=True)
+    return readable.percent(readable.because(moves, relative_change="new: none in the period before"),
+                            "relative_change")
 
 
 # Decimals each measure of `resolution` is shown with.
@@ -143,7 +146,11 @@ def resolution(env: Environment, s: Selection) -> pd.DataFrame:
             reopen_rate=metrics.reopen_rate(t),
         ).order_by(ibis.desc("conversations"), "tag")
 
-    return compute(env, per_reason).round(RESOLUTION_DECIMALS)
+    res = compute(env, per_reason).round(RESOLUTION_DECIMALS)
+    return readable.percent(readable.because(
+        res, median_hours_to_resolve="none closed", p90_hours_to_resolve="none closed",
+        median_first_response_minutes="no agent reply", p90_first_response_minutes="no agent reply",
+        reopen_rate="none closed"), "reopen_rate")
 
 
 def co_occurrence(env: Environment, s: Selection) -> pd.DataFrame:
@@ -188,7 +195,11 @@ def chart_volume(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Mark
     for tag in wide.columns:
         ax.bar(labels, wide[tag], bottom=bottom, label=escape.matplotlib(tag), color=palette.get(tag))
         bottom += wide[tag]
-    ax.set(title=f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
+    top = wide.columns[0]
+    finding = (f"Most frequent reason: {escape.matplotlib(top)}, {int(wide[top].sum()):,} conversations"
+               f" from {s.start} to {s.end}")
+    ax.set(title=f"{finding}\n"
+                 f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
            xlabel=f"{s.grain} starting", ylabel="conversations")
     ax.tick_params(axis="x", rotation=45)
     ax.legend(title="reason (tag)", fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
@@ -205,7 +216,10 @@ def chart_share(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Markd
     labels = [pd.Timestamp(p).strftime("%Y-%m-%d") for p in wide.index]
     for tag in top:
         ax.plot(labels, wide[tag], marker="o", label=escape.matplotlib(tag), color=palette.get(tag))
-    ax.set(title=f"Share of the {s.grain}'s new conversations carrying each reason (top 8 reasons)",
+    last = wide.iloc[-1].sort_values(ascending=False)
+    finding = (f"In the {s.grain} of {labels[-1]}, {escape.matplotlib(last.index[0])} had the largest share:"
+               f" {last.iloc[0]:.0f} % of new conversations")
+    ax.set(title=f"{finding}\n" f"Share of the {s.grain}'s new conversations carrying each reason (top 8 reasons)",
            xlabel=f"{s.grain} starting", ylabel="share of conversations (%)")
     ax.tick_params(axis="x", rotation=45)
     ax.grid(axis="y", alpha=0.3)
@@ -223,7 +237,10 @@ def chart_resolution(res: pd.DataFrame, palette: dict) -> Image | Markdown:
     ax.barh(reasons, closed.median_hours_to_resolve, color=[palette.get(t) for t in closed.tag], label="median")
     ax.scatter(closed.p90_hours_to_resolve, reasons, color="black", marker="|", s=200, label="90th percentile")
     ax.invert_yaxis()
-    ax.set(title="Hours to resolve per contact reason (closed conversations)", xlabel="hours to resolve",
+    slowest = closed.sort_values(["median_hours_to_resolve", "tag"], ascending=[False, True]).iloc[0]
+    finding = (f"Slowest to resolve: {escape.matplotlib(slowest.tag)}, median {slowest.median_hours_to_resolve:,} h,"
+               f" 90th percentile {slowest.p90_hours_to_resolve:,} h")
+    ax.set(title=f"{finding}\n" "Hours to resolve per contact reason (closed conversations)", xlabel="hours to resolve",
            ylabel="reason (tag)")
     ax.legend(frameon=False, loc="lower right")
     return _png(fig, "hours to resolve per reason")

@@ -5,7 +5,10 @@ the order of its number, so adding a step is adding a file. The first notebook r
 the others report on the version it published. A run writes:
 
     reports/<env>/<run_id>/NN_name.ipynb   the executed notebook (kept, with the error, if a cell fails)
-    reports/<env>/<run_id>/NN_name.html    its rendering: self-contained, no script or style from the network
+    reports/<env>/<run_id>/NN_name.html    for readers: prose and outputs, no code; self-contained, nothing
+                                           from the network
+    reports/<env>/<run_id>/NN_name.code.html  every cell with its code, for engineers
+    reports/<env>/<run_id>/NN_name.reads   the tables the notebook queried (convo/reads.py), for the lineage
     reports/<env>/<run_id>/run.log         the progress lines
     reports/<env>/latest -> <run_id>       the last run whose notebooks all succeeded
 
@@ -33,7 +36,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import notify, provenance
+from convo import notify, provenance, reads, report_view
 from convo.config import Environment, find_config
 from convo.files import created_with
 from convo.lock import EnvironmentBusy, exclusive
@@ -115,11 +118,27 @@ def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path,
     code_cells = sum(c.cell_type == "code" for c in nb.cells) + bool(passed)  # + the injected-parameters cell
     progress = _Progress(label, code_cells, run_started)
     t0 = time.perf_counter()
-    papermill.execute_notebook(
-        target, target, parameters=passed, kernel_name=KERNEL, cwd=str(cwd),
-        progress_bar=False, on_cell_start=progress.cell_started,
-    )
+    reads_file = target.with_suffix(reads.SUFFIX)
+    reads_file.write_text("", encoding="utf-8")  # a notebook that reads nothing still says so
+    with _environment_variable(reads.VARIABLE, str(reads_file.resolve())):  # the kernel inherits it
+        papermill.execute_notebook(
+            target, target, parameters=passed, kernel_name=KERNEL, cwd=str(cwd),
+            progress_bar=False, on_cell_start=progress.cell_started,
+        )
     return time.perf_counter() - t0
+
+
+@contextlib.contextmanager
+def _environment_variable(name: str, value: str) -> Iterator[None]:
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
 
 
 # Lab's template without its three network scripts (require.js, MathJax, Mermaid), which these
@@ -139,17 +158,21 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 
 
 def render_html(notebook: Path) -> Path:
-    """An HTML copy of an executed notebook next to it, viewable with no network."""
+    """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
+    for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
+    with every cell, for engineers. Returns the readers' copy."""
     import jinja2
     import nbformat
     from nbconvert import HTMLExporter
 
-    exporter = HTMLExporter(
-        template_name="lab",
-        extra_loaders=[jinja2.DictLoader({"convo_offline.html.j2": _OFFLINE_TEMPLATE})],
-        template_file="convo_offline.html.j2",
-    )
-    body, _ = exporter.from_notebook_node(nbformat.read(notebook, as_version=4))
+    executed = nbformat.read(notebook, as_version=4)
+    loader = jinja2.DictLoader({"convo_offline.html.j2": _OFFLINE_TEMPLATE})
+    engineers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2")
+    readers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2",
+                           exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    code_body, _ = engineers.from_notebook_node(executed)
+    notebook.with_suffix(".code.html").write_text(code_body, encoding="utf-8")
+    body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -208,8 +231,17 @@ def _run_lock(env: Environment) -> Path:
     return env.warehouse.with_name(env.warehouse.name + ".run")
 
 
-def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date) -> str:
-    return f"run --date {run_date}" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in inputs)
+def _default_run_date(env: Environment, started: datetime.datetime) -> datetime.date | None:
+    """The run date when `--date` is not given: today (UTC) for an environment that declares its data
+    live (`checks.freshness_max_age_hours`); otherwise none, and the reports measure ages and
+    freshness at the end of the data's period: the bundled sample ends in 2024, and a backlog
+    aged to today would say nothing."""
+    return started.date() if env.checks.get("freshness_max_age_hours") is not None else None
+
+
+def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date | None) -> str:
+    return ("run" + (f" --date {run_date}" if run_date else "") + (" --full-refresh" if full_refresh else "")
+            + "".join(f" {p}" for p in inputs))
 
 
 def _open_record(env: Environment, command: str) -> Run:
@@ -233,6 +265,12 @@ def _close_record(env: Environment, run: Run, started: datetime.datetime) -> Non
                    [started.replace(tzinfo=None), run.run_id])
     finally:
         wh.close()
+
+
+def _finish(plan: _Plan, record: Run, failure: str | None) -> None:
+    record.status = "failed" if failure else "success"
+    record.message = f"{failure + '; ' if failure else ''}report: {plan.folder}"
+    _close_record(plan.env, record, plan.started)
 
 
 def _point_latest(folder: Path) -> None:
@@ -284,10 +322,11 @@ def _execute_and_record(plan: _Plan) -> RunReport:
             failure = plan.run_notebooks(range(1, len(plan.sources)))
         if failure is None:
             _point_latest(plan.folder)
-            failure = _build_site(plan.env)
-        record.status = "failed" if failure else "success"
-        record.message = f"{failure + '; ' if failure else ''}report: {plan.folder}"
-        _close_record(plan.env, record, plan.started)
+        # The run's end is recorded before the site is built, so the site shows this run as it
+        # ends (status, version, times), exactly as `convo runs` does.
+        _finish(plan, record, failure)
+        if failure is None and (failure := _build_site(plan.env)):
+            _finish(plan, record, failure)  # the previous site stays; the history says why
     log.info("run %d %s in %.1f s: %s", record.run_id, record.status, time.perf_counter() - plan.clock,
              record.message)
     return RunReport(plan.folder, record, failure)
@@ -304,7 +343,7 @@ def run(
     """Execute the environment's notebooks in order; record the run and alert if it failed."""
     started = datetime.datetime.now(datetime.timezone.utc)
     clock = time.perf_counter()
-    run_date = run_date or started.date()
+    run_date = run_date or _default_run_date(env, started)
     # Paths relative to the project root, where the kernels work: they are shown in the reports
     # (parameters cell, run header), which must not carry the absolute paths of this machine.
     inputs = [project_path(p, env.root) for p in inputs or []]
@@ -324,7 +363,7 @@ def run(
             "warehouse": project_path(env.warehouse, env.root),  # --warehouse may be relative to where `convo` started
             "inputs": inputs,
             "full_refresh": full_refresh,
-            "run_date": run_date.isoformat(),
+            "run_date": run_date.isoformat() if run_date else None,
         }
         plan = _Plan(env, sources, folder, parameters, command, started, clock)
         with _log_to(folder / "run.log"):

@@ -29,7 +29,7 @@ from IPython.display import Image, Markdown, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convo import config, escape, metrics
+from convo import config, escape, metrics, readable, reads
 from convo.audit import ERROR, WARN
 from convo.config import Environment
 from convo.models.registry import table_docs
@@ -44,8 +44,15 @@ STATUS_COLOURS = {"OPEN": "#d62728", "WAITING FOR CUSTOMER": "#ff7f0e", "CLOSED"
 
 # -- setup ------------------------------------------------------------------------------------
 def setup_notebook() -> None:
-    """Quiet, stable output: no warnings in cell output, tables shown whole."""
+    """Quiet, stable output: no warnings in cell output, tables shown whole and formatted for reading."""
+    from IPython import get_ipython
+
     warnings.filterwarnings("ignore")
+    shell = get_ipython()
+    if shell is not None:  # every DataFrame a cell shows goes through convo/readable.py
+        formatters = shell.display_formatter.formatters
+        formatters["text/html"].for_type(pd.DataFrame, readable.html)
+        formatters["text/plain"].for_type(pd.DataFrame, lambda df, printer, cycle: printer.text(readable.text(df)))
     pd.set_option("display.max_rows", 200)
     pd.set_option("display.max_columns", 50)
     pd.set_option("display.width", 200)
@@ -70,7 +77,9 @@ def query(env: Environment, sql: str, params: list | None = None) -> pd.DataFram
     con = duckdb.connect(_existing_warehouse(env), read_only=True)
     try:
         con.execute("PRAGMA disable_progress_bar")  # SET fails in a Jupyter kernel without ipywidgets
-        return con.execute(sql, params or []).df()
+        result = con.execute(sql, params or []).df()
+        reads.record(reads.of_sql(con, sql))  # the lineage's notebook edges (convo/reads.py)
+        return result
     finally:
         con.close()
 
@@ -84,7 +93,9 @@ def compute(env: Environment, expression: Callable[[BaseBackend], ir.Table]) -> 
     con = ibis.duckdb.connect(_existing_warehouse(env), read_only=True)
     try:
         con.raw_sql("PRAGMA disable_progress_bar").fetchall()
-        return con.to_pandas(expression(con))
+        table = expression(con)
+        reads.record(reads.of_expression(table))
+        return con.to_pandas(table)
     finally:
         con.disconnect()
 
@@ -174,6 +185,56 @@ def as_of(env: Environment, run_date: str | None) -> datetime.date:
     if run_date:
         return datetime.date.fromisoformat(str(run_date))
     return pd.Timestamp(query(env, "SELECT max(event_at) AS t FROM stg_conversation_events").t[0]).date()
+
+
+# -- headlines: the answer first, in sentences -------------------------------------------------
+def headline_build(run: Run) -> Markdown:
+    """What the build read and kept, in one sentence."""
+    read = [f for f in run.files if f.action == "ingested"]
+    if not read:
+        return Markdown(f"**In short:** this run read no new file ({len(run.files)} already loaded): nothing changed.")
+    total = lambda attr: sum(getattr(f, attr) or 0 for f in read)  # noqa: E731
+    return Markdown(
+        f"**In short:** this run read **{len(read):,}** new file(s), **{total('rows_read'):,}** rows:"
+        f" **{total('rows_staged'):,}** staged, **{total('rows_rejected'):,}** rejected (listed below with their"
+        f" reasons) and **{total('duplicates_removed'):,}** exact duplicates kept once.")
+
+
+def headline_dimensions(env: Environment) -> Markdown:
+    """How many users, agents and tags the warehouse knows, and the calendar it covers."""
+    r = query(env, "SELECT (SELECT count(*) FROM dim_user) AS users, (SELECT count(*) FROM dim_agent) AS agents,"
+                   " (SELECT count(*) FROM dim_tag) AS tags,"
+                   " (SELECT count(*) FROM dim_tag WHERE category = 'unmapped') AS unmapped,"
+                   " (SELECT min(date) FROM dim_date) AS first, (SELECT max(date) FROM dim_date) AS last").iloc[0]
+    return Markdown(f"**In short:** **{r.users:,}** customers, **{r.agents:,}** agents and **{r.tags:,}** tags"
+                    f" ({r.unmapped:,} without a contact reason), over a calendar from"
+                    f" {pd.Timestamp(r['first']):%Y-%m-%d} to {pd.Timestamp(r['last']):%Y-%m-%d}.")
+
+
+def headline_facts(env: Environment, on: datetime.date) -> Markdown:
+    """The period's conversations, resolution, reopening and backlog, in a few sentences."""
+    first, last = query(env, "SELECT min(opened_at) AS a, max(opened_at) AS b FROM fact_conversation_lifecycle").iloc[0]
+    r = resolution(env).value
+    backlog = backlog_on(env, on).data
+    hours = (f"half of the closed ones within **{r.median_hours_to_resolve:,} h**, nine in ten within"
+             f" **{r.p90_hours_to_resolve:,} h**" if pd.notna(r.median_hours_to_resolve) else "none closed yet")
+    reopened = (f"Of the closed conversations, **{r.reopen_rate:.0%}** were reopened at least once"
+                if pd.notna(r.reopen_rate) else "No conversation is closed yet, so there is no reopen rate")
+    return Markdown(
+        f"**In short:** from {pd.Timestamp(first):%Y-%m-%d} to {pd.Timestamp(last):%Y-%m-%d},"
+        f" **{r.conversations:,}** conversations opened and **{r.closed:,}** are closed: {hours}."
+        f" {reopened}. {backlog}")
+
+
+def headline_quality(run: Run) -> Markdown:
+    """Did the build's checks pass, in one sentence."""
+    df = _check_rows(run)
+    failed = df[df.result == "FAILED"]
+    errors, warns = (failed.severity == ERROR).sum(), (failed.severity == WARN).sum()
+    verdict = "every check that ran passed" if failed.empty else (
+        f"**{errors}** error-level and **{warns}** warning-level check(s) failed")
+    return Markdown(f"**In short:** the build ran **{len(df) - (df.result == 'skipped').sum():,}** checks before"
+                    f" publishing and {verdict}; {(df.result == 'skipped').sum():,} were skipped (see why below).")
 
 
 # -- charts -----------------------------------------------------------------------------------
@@ -351,7 +412,8 @@ def resolution(env: Environment) -> pd.DataFrame:
     row = compute(env, measures).to_dict("records")[0]  # per column, so counts stay integers
     values = {m: round(v, RESOLUTION_DECIMALS[m]) if m in RESOLUTION_DECIMALS and pd.notna(v) else v
               for m, v in row.items()}
-    return pd.DataFrame({"value": pd.Series(values, dtype=object)}).rename_axis("measure")
+    table = pd.DataFrame({"value": pd.Series(values, dtype=object)}).rename_axis("measure")
+    return readable.because(table, value="none closed or answered yet")
 
 
 def chart_opened_per_week(env: Environment) -> Image:
@@ -364,9 +426,20 @@ def chart_opened_per_week(env: Environment) -> Image:
 
     df = compute(env, per_week)
     table = df.pivot(index="week", columns="status", values="conversations").fillna(0)
-    return _chart(lambda ax: _stacked_bars(ax, table, STATUS_COLOURS, width=5),
-                  title="Conversations opened per week, by current status", xlabel="week starting (Monday)",
-                  ylabel="conversations")
+    per_week_total = table.sum(axis=1)
+    busiest = per_week_total.idxmax()
+    not_closed = int(table.drop(columns="CLOSED", errors="ignore").to_numpy().sum())
+    finding = (f"Busiest week: {pd.Timestamp(busiest):%Y-%m-%d}, {int(per_week_total[busiest]):,} opened;"
+               f" {not_closed:,} of {int(per_week_total.sum()):,} not closed yet")
+    # One category per week, labelled with its Monday: every tick falls on the week it names.
+    table.index = [pd.Timestamp(w).strftime("%Y-%m-%d") for w in table.index]
+
+    def draw(ax: Axes) -> None:
+        _stacked_bars(ax, table, STATUS_COLOURS)
+        ax.tick_params(axis="x", rotation=45)
+
+    return _chart(draw, title=f"{finding}\n" "Conversations opened per week, by current status",
+                  xlabel="week starting (Monday)", ylabel="conversations")
 
 
 def resolution_buckets(env: Environment) -> pd.DataFrame:
@@ -398,6 +471,14 @@ def open_backlog(env: Environment, on: datetime.date) -> pd.DataFrame | Markdown
     return df if not df.empty else Markdown(f"No open conversation on {on}.")
 
 
+def measured_on(run_date: str | None, on: datetime.date) -> Markdown:
+    """Which day ages and freshness are measured at, and why that day."""
+    if run_date:
+        return Markdown(f"Ages and freshness are measured at the end of the run date, {on} (UTC).")
+    return Markdown(f"This run has no run date, so ages and freshness are measured at the end of the data's period:"
+                    f" {on}, the day of the newest event (UTC).")
+
+
 def backlog_on(env: Environment, on: datetime.date) -> Markdown:
     """The backlog metric at the end of the run date: conversations open or waiting for the customer."""
     def on_day(con: BaseBackend) -> ir.Table:
@@ -425,12 +506,19 @@ def top_tags(env: Environment) -> pd.DataFrame:
     return compute(env, per_tag)
 
 
+# What an empty value of a sampled table means, shown in its place.
+EMPTY_MEANS = {"fact_conversation_lifecycle": {
+    "closed_at": "not closed", "closed_date_key": "not closed", "hours_to_resolve": "not closed",
+    "first_response_minutes": "no agent reply"}}
+
+
 def sample(env: Environment, table: str, n: int = 5) -> pd.DataFrame:
     """The first `n` rows of a published table by its primary key (load-time columns left out)."""
     doc = table_docs()[table]
     columns = ", ".join(f'"{c.name}"' for c in doc.columns if not c.load_time)
     key = ", ".join(f'"{k}"' for k in doc.primary_key)
-    return query(env, f'SELECT {columns} FROM "{table}" ORDER BY {key} LIMIT {int(n)}').round(2)
+    rows = query(env, f'SELECT {columns} FROM "{table}" ORDER BY {key} LIMIT {int(n)}').round(2)
+    return readable.because(rows, **EMPTY_MEANS.get(table, {}))
 
 
 # -- 4. data quality --------------------------------------------------------------------------
@@ -521,5 +609,5 @@ def freshness(env: Environment, on: datetime.date, stale_after_days: int) -> Mar
     behind = (on - newest.date()).days
     verdict = (f"**Stale:** more than {stale_after_days} days behind" if behind > stale_after_days
                else f"Fresh: within {stale_after_days} days")
-    return Markdown(f"Newest event: {newest:%Y-%m-%d %H:%M:%S} UTC, {behind} day(s) before the run date {on}. "
-                    f"{verdict}.")
+    return Markdown(f"Newest event: {newest:%Y-%m-%d %H:%M:%S} UTC, {behind} day(s) before {on}, the day it is"
+                    f" measured at. {verdict}.")

@@ -449,7 +449,7 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     with (audit_worker.for_build() as auditor, session(env, "build") as s,
           recorded(s, command, full_refresh=full_refresh) as run):
         listing = ingest.expand(names)
-        if not listing.files:
+        if not listing.files and not full_refresh:  # a full refresh may rebuild from the staged events alone
             raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")
         _record_ignored(listing.ignored, run)
         _discard_unpublished(s, run)

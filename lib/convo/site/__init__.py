@@ -16,6 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
+from convo import reads as convo_reads
 from convo.config import Environment
 from convo.files import copy_contents, replace_directory
 from convo.models.registry import models, table_docs
@@ -27,7 +28,6 @@ log = logging.getLogger(__name__)
 
 REPO = Path(__file__).resolve().parents[3]  # conf.py, site/ and notebooks/ live here
 PROSE = REPO / "site"
-NOTEBOOK_SUFFIXES = {".py", ".ipynb", ".md"}
 
 
 class SiteBuildFailed(RuntimeError):
@@ -56,12 +56,13 @@ def _site_data(env: Environment) -> pages.SiteData:
     all_models = models()
     warehouse = state.read(env.warehouse, {name: doc.primary_key for name, doc in docs.items()})
     tables = set(docs) | set(warehouse.tables if warehouse else ())
-    reads = diagrams.notebook_reads(_notebook_sources(), tables)
+    latest = env.reports_dir / env.name / "latest"
+    notebook_reads = convo_reads.load(latest, tables) if latest.is_dir() else {}
     nodes, edges = diagrams.lineage_graph(
         all_models, docs,
         input_files=[project_path(p, env.root) for p in env.inputs],
         seed_files=[project_path(env.seeds_dir / TAG_CONTACT_REASONS, env.root)],
-        notebook_reads=reads,
+        notebook_reads=notebook_reads,
     )
     types = {name: t.types for name, t in (warehouse.tables if warehouse else {}).items()}
     sources = {d.key: diagrams.erd(d, docs, types) for d in diagrams.DESIGNS}
@@ -69,28 +70,29 @@ def _site_data(env: Environment) -> pages.SiteData:
     t0 = time.perf_counter()
     svgs = diagrams.render(sources, _cache_dir() / "diagrams", workers=env.threads)
     log.info("docs site: %d diagrams ready in %.1f s", len(svgs), time.perf_counter() - t0)
-    latest = env.reports_dir / env.name / "latest"
     return pages.SiteData(
-        env=env, repo=REPO, docs=docs, models=all_models, state=warehouse, svgs=svgs, notebook_reads=reads,
+        env=env, repo=REPO, docs=docs, models=all_models, state=warehouse, svgs=svgs, notebook_reads=notebook_reads,
         executed_notebooks=sorted(latest.glob("*.ipynb")) if latest.is_dir() else [],
+        contact_reasons=_contact_reasons(env, warehouse),
     )
+
+
+def _contact_reasons(env: Environment, warehouse: state.WarehouseState | None) -> str | None:
+    """The contact-reason report's answer in short (top reasons, biggest moves, slowest reason) over
+    the published data, by week, as notebook 50 gives it with its default parameters."""
+    if warehouse is None or not warehouse.published_version:
+        return None
+    from convo import contact_reasons as cr
+
+    selection = cr.selection(env, None, None, "week")
+    volume = cr.volume(env, selection)
+    return cr.summary(selection, volume, cr.movers(volume), cr.resolution(env, selection)).data
 
 
 def _cache_dir() -> Path:
     """Per user, not per environment: SVGs are named by the hash of their source, so every build
     on the machine (each environment, each test project) can reuse them."""
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "convo"
-
-
-def _notebook_sources() -> dict[str, str]:
-    folder = REPO / "notebooks"
-    if not folder.is_dir():
-        return {}
-    return {
-        p.name: p.read_text(encoding="utf-8")
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.suffix in NOTEBOOK_SUFFIXES and p.stem.lower() != "readme"
-    }
 
 
 def build_html(src: Path, out: Path, work: Path, title: str) -> None:

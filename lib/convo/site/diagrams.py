@@ -65,7 +65,9 @@ class Design:
 
 # The two designs the data-model page compares. Which fact belongs to which design is the one
 # editorial choice here; every table, column and relationship shown follows from the metadata.
-STAR = Design("star", "Star schema", ("fact_conversation_lifecycle", "fact_conversation_tags"), ("marts",))
+# The agent-conversation bridge is in the star: it is how a conversation reaches dim_agent.
+STAR = Design("star", "Star schema", ("fact_conversation_lifecycle", "fact_conversation_tags",
+                                      "int_agent_conversations"), ("marts",))
 EVENTS = Design("events", "Factless event fact", ("fact_conversation_events",))
 DESIGNS = (STAR, EVENTS)
 
@@ -77,11 +79,20 @@ def _type_word(data_type: str | None) -> str:
     return re.sub(r"[^A-Za-z0-9_()\[\]]", "_", data_type)
 
 
-def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mapping[str, str]]) -> str:
-    """An erDiagram of the design's keys and relationships.
+MEASURE_LAYERS = ("facts", "marts")
+_NUMBER = re.compile(r"^(TINYINT|SMALLINT|INTEGER|BIGINT|HUGEINT|U\w*INT|FLOAT|DOUBLE|REAL|DECIMAL)\b")
 
-    Only key columns are drawn: every column is listed on the table's page, and Mermaid's layout
-    time grows with the attributes (about 25 s for the full star schema against 4 s for its keys).
+
+def _is_number(data_type: str | None) -> bool:
+    return bool(data_type and _NUMBER.match(data_type))
+
+
+def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mapping[str, str]]) -> str:
+    """An erDiagram of the design's keys, relationships and the facts' measures.
+
+    Key columns, and the numeric columns of the facts (their measures, marked "measure"); other
+    columns are listed on the table's page, since Mermaid's layout time grows with the attributes
+    (about 25 s for the full star schema against 4 s for its keys).
     `types` maps table -> column -> DuckDB type (empty when the table is not built).
     """
     tables = design.tables(docs)
@@ -91,8 +102,11 @@ def erd(design: Design, docs: Mapping[str, TableDoc], types: Mapping[str, Mappin
         lines.append(f"  {name} {{")
         for col in doc.columns:
             keys = [k for k, is_key in (("PK", col.name in doc.primary_key), ("FK", bool(col.references))) if is_key]
+            data_type = types.get(name, {}).get(col.name)
             if keys:
-                lines.append(f"    {_type_word(types.get(name, {}).get(col.name))} {col.name} {', '.join(keys)}")
+                lines.append(f"    {_type_word(data_type)} {col.name} {', '.join(keys)}")
+            elif doc.layer in MEASURE_LAYERS and not col.load_time and _is_number(data_type):
+                lines.append(f'    {_type_word(data_type)} {col.name} "measure"')
         lines.append("  }")
     for name in tables:
         for col in docs[name].foreign_keys:
@@ -147,15 +161,6 @@ def lineage(nodes: list[LineageNode], edges: list[tuple[str, str]]) -> str:
         lines.append(f"  {n.id}{shape.format(escape.mermaid(n.label))}:::{n.layer}")
     lines += [f"  {a} --> {b}" for a, b in edges]
     return "\n".join(lines) + "\n"
-
-
-def notebook_reads(notebook_sources: Mapping[str, str], tables: Iterable[str]) -> dict[str, list[str]]:
-    """Which tables each notebook's text names (word-bounded), as the lineage's last step."""
-    names = sorted(tables, key=len, reverse=True)
-    return {
-        nb: [t for t in names if re.search(rf"(?<![\w.]){re.escape(t)}(?!\w)", text)]
-        for nb, text in sorted(notebook_sources.items())
-    }
 
 
 # -- rendering --------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import metrics
+from convo import metrics, report_view
 from convo.config import Environment
 from convo.models.registry import Model, TableDoc
 from convo.provenance import CodeVersion
@@ -42,6 +42,7 @@ class SiteData:
     svgs: Mapping[str, str]  # diagram key -> inline SVG
     notebook_reads: Mapping[str, list[str]]  # notebook source -> tables it reads
     executed_notebooks: list[Path]  # of the latest successful `convo run`
+    contact_reasons: str | None = None  # the contact-reason answer, Markdown (None: no data yet)
 
     @property
     def table_names(self) -> list[str]:
@@ -79,6 +80,7 @@ class SiteData:
 def write_all(data: SiteData, src: Path) -> None:
     pages = {
         f"{GENERATED}/freshness.md": freshness(data),
+        f"{GENERATED}/at-a-glance.md": at_a_glance(data),
         f"{GENERATED}/table-guide.md": table_guide(data),
         f"{GENERATED}/lineage.md": lineage(data),
         "tables/index.md": tables_index(data),
@@ -95,8 +97,9 @@ def write_all(data: SiteData, src: Path) -> None:
     for relpath, content in pages.items():
         (src / relpath).parent.mkdir(parents=True, exist_ok=True)
         (src / relpath).write_text(content, encoding="utf-8")
-    for notebook in data.executed_notebooks:
-        (src / "reports" / notebook.name).write_bytes(notebook.read_bytes())
+    for notebook in data.executed_notebooks:  # the readers' view: outputs, no code
+        view = report_view.for_readers(json.loads(notebook.read_text(encoding="utf-8")))
+        (src / "reports" / notebook.name).write_text(json.dumps(view, indent=1), encoding="utf-8")
     if data.state and len(data.state.check_run_ids) > 1:
         trend_chart(data.state, src / "quality-trend.svg")
 
@@ -154,6 +157,23 @@ def freshness(data: SiteData) -> str:
     headline = (f"The last run with checks (run {run_id}) passed them all." if admonition == "{tip}" else
                 f"Run {run_id}: {summary['error']} error-level and {summary['warn']} warning-level checks failed.")
     return "\n".join(lines) + "\n\n" + md.fenced(headline, admonition)
+
+
+def at_a_glance(data: SiteData) -> str:
+    """The latest reports, linked, and the contact-reason answer of the published data."""
+    if not data.executed_notebooks:
+        reports_line = f"No reports yet: run {md.code(f'convo run --env {data.env.name}')}."
+    else:
+        reports_line = "**Latest reports:** " + " · ".join(
+            f"{{doc}}`{_role_title(_notebook_title(nb))} </reports/{nb.stem}>`" for nb in data.executed_notebooks)
+    answer = data.contact_reasons or "No contact reasons yet: nothing is published."
+    return f"{reports_line}\n\n**Why customers contact support:** {answer}\n"
+
+
+def _role_title(title: str) -> str:
+    """A title as a role's link text, which is read literally (a Markdown escape would show): only
+    the characters that would end it or start its target are left out."""
+    return re.sub(r"[`<>]", "", title)
 
 
 def _first_sentence(text: str) -> str:
@@ -219,7 +239,8 @@ def lineage(data: SiteData) -> str:
     rows = [[_table_link(data, n), md.text(data.layer(n)), _reads(data, n), _read_by(data, n)]
             for n in data.table_names]
     note = "" if data.notebook_reads else (
-        "\nNo notebooks in `notebooks/` yet: once `convo run` has notebooks, they appear as the last step.\n")
+        "\nNo report notebooks yet: the tables each notebook reads are recorded while `convo run` executes it"
+        " ({src}`lib/convo/reads.py`), and appear here as the last step after the next successful run.\n")
     return (_diagram("lineage", data.svgs["lineage"], "Lineage from input files to notebooks", _legend(data))
             + note + "\n" + md.table(["Table", "Layer", "Reads", "Read by"], rows))
 
