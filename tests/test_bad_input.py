@@ -347,6 +347,21 @@ def test_a_carriage_return_inside_a_line_keeps_the_file_and_its_line_numbers(tmp
     assert {k[1]: v for k, v in rejected.items()} == {4: ("malformed CSV row: not UTF-8", _line(4, "caf?").decode())}
 
 
+@pytest.mark.parametrize("lines", [
+    [_line(2), b",,,,,", b"\r", _line(5)],  # found by the property test below: DuckDB's state machine stops
+    [_line(2), b"\r", _line(4)],
+], ids=["empty CRLF line after a rejected one", "empty CRLF line"])
+def test_line_endings_mixed_in_one_file_keep_the_file_and_its_line_numbers(tmp_path, lines):
+    # Every line ends in \n, one empty one in \r\n: DuckDB's line reader gives up on the file.
+    env = make_env(tmp_path)
+    run = runner.build(env, [str(_write(tmp_path / "e.csv", lines))])
+    assert run.status == "success"
+    staged, rejected = _staged_and_rejected(env)
+    good = [n for n, line in enumerate(lines, start=2) if line.startswith(b"2024")]
+    assert [r[1:] for r in staged] == [(n, n) for n in good]
+    assert sorted(k[1] for k in rejected) == [n for n, line in enumerate(lines, start=2) if line == b",,,,,"]
+
+
 # -- property tests ---------------------------------------------------------------------------
 @given(st.lists(st.sampled_from([b"a", b"\r", b"\n", b"\r\n", b"xyz"]), max_size=30), st.data())
 def test_line_stats_match_a_plain_split_however_the_text_is_cut(pieces, data):

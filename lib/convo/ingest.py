@@ -348,13 +348,18 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
     # Columns given explicitly: no sniffing (it guesses wrong on small files with bad rows).
     columns = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in f.columns) + "}"
-    wh.execute(
-        f"""CREATE OR REPLACE TEMP TABLE {WORK}.landing_{file_id} AS
-        SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',', quote = '"',
-                               escape = '"', strict_mode = true, null_padding = false,
-                               {_read_options(f)})""",
-        [f.read_name],
-    )
+    try:
+        wh.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {WORK}.landing_{file_id} AS
+            SELECT * FROM read_csv(?, auto_detect = false, header = true, columns = {columns}, delim = ',',
+                                   quote = '"', escape = '"', strict_mode = true, null_padding = false,
+                                   {_read_options(f)})""",
+            [f.read_name],
+        )
+    except duckdb.InvalidInputException as exc:  # e.g. line endings mixed so that its state machine stops
+        log.info("%s: DuckDB's CSV reader stopped (%s); reading it line by line", f.path, str(exc).splitlines()[0])
+        _land_lines(wh, f, file_id)
+        return
     # A rejected line's reason comes from splitting its text: the same on both ways of reading.
     wh.execute(f"""CREATE OR REPLACE TEMP TABLE {WORK}.csv_rejected_lines AS
                SELECT * REPLACE (coalesce(line_error, reason) AS reason) FROM ({_split_lines(_line_errors())})""")
@@ -393,7 +398,14 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
 def _land_lines(wh: Warehouse, f: InputFile, file_id: int) -> None:
     """`_land_csv`'s tables from the file's lines, read whole and split in SQL."""
     landing, unreadable = f"{WORK}.landing_{file_id}", f"{WORK}.unreadable_lines_{file_id}"
-    (_read_lines_in_python if f.lone_carriage_returns else _read_lines)(wh, f, landing, unreadable)
+    if f.lone_carriage_returns:
+        _read_lines_in_python(wh, f, landing, unreadable)
+    else:
+        try:
+            _read_lines(wh, f, landing, unreadable)
+        except duckdb.InvalidInputException as exc:  # an empty \r\n line among \n lines stops it, for one
+            log.info("%s: DuckDB cannot split its lines (%s); Python splits them", f.path, str(exc).splitlines()[0])
+            _read_lines_in_python(wh, f, landing, unreadable)
     seen = wh.scalar(f"SELECT (SELECT count(*) FROM {landing}) + (SELECT count(*) FROM {unreadable})")
     if seen != f.lines:
         raise InputError(f"{f.path}: read line by line, DuckDB saw {seen} lines where the file has {f.lines}")
