@@ -33,6 +33,7 @@ from convo import config
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 CONVO = [PYTHON, "-m", "convo.cli"]
+GENERATE = [PYTHON, str(ROOT / "tools" / "generate.py")]
 SECTION_START, SECTION_END = "<!-- bench:build:start -->", "<!-- bench:build:end -->"
 
 
@@ -64,7 +65,7 @@ def generate(conversations: int, out: Path, **options) -> Path:
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         args = [f"--{k.replace('_', '-')}={v}" for k, v in options.items() if v is not True]
         args += [f"--{k.replace('_', '-')}" for k, v in options.items() if v is True]
-        run([*CONVO, "generate", "--conversations", str(conversations), "--out", str(out), *args], "generate")
+        run([*GENERATE, "--conversations", str(conversations), "--out", str(out), *args], "generate")
         marker.touch()
     return out
 
@@ -84,7 +85,7 @@ def reference(events: Path, db: Path) -> Timing:
     script = (
         "import duckdb, sys; con = duckdb.connect(sys.argv[1]);"
         f"con.execute(\"SET threads = {env.threads}; SET memory_limit = '{env.memory_limit}';"
-        " SET enable_progress_bar = false\");"
+        ' SET enable_progress_bar = false");'
         "con.execute(sys.stdin.read())"
     )
     print(f"  reference: plain SQL pass over {events.name}", flush=True)
@@ -131,7 +132,7 @@ def table_seconds(warehouse: Path) -> dict[str, float]:
 def report_notebook(warehouse: Path, out: Path) -> Timing:
     """notebooks/50_contact_reasons.py executed by papermill on the built warehouse, and its HTML."""
     script = (
-        "import sys, time; from pathlib import Path; from convo import notebooks as nb;"
+        "import sys, time; from pathlib import Path; from convo.reports import notebooks as nb;"
         "out = Path(sys.argv[2]); nb.execute_notebook(Path('notebooks/50_contact_reasons.py'), out,"
         " {'warehouse': sys.argv[1]}, cwd=Path.cwd(), label='50_contact_reasons', run_started=time.perf_counter());"
         "nb.render_html(out)"
@@ -157,12 +158,16 @@ def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
         f"| {n:,} | | contact-reason mart (inside the build) | {mart:.1f} | | from the run's table timings |",
     ]
     notebook = report_notebook(warehouse, work / f"contact_reasons-{n}.ipynb")
-    lines.append(f"| {n:,} | | report notebook 50_contact_reasons (papermill, then HTML) | {notebook.seconds:.1f} |"
-                 f" {notebook.peak_mb:,.0f} | default parameters: every day, by week |")
+    lines.append(
+        f"| {n:,} | | report notebook 50_contact_reasons (papermill, then HTML) | {notebook.seconds:.1f} |"
+        f" {notebook.peak_mb:,.0f} | default parameters: every day, by week |"
+    )
     if check:
         checked = run([*CONVO, "check", "--warehouse", str(warehouse)], "convo check")
-        lines.append(f"| {n:,} | | convo check (all suites, published version) | {checked.seconds:.1f} |"
-                     f" {checked.peak_mb:,.0f} | |")
+        lines.append(
+            f"| {n:,} | | convo check (all suites, published version) | {checked.seconds:.1f} |"
+            f" {checked.peak_mb:,.0f} | |"
+        )
     if incremental:
         days = generate(n, work / f"daily-{n}", daily_files=True, days=91, late_fraction=0.01)
         files = sorted(days.glob("*.csv"))
@@ -185,22 +190,24 @@ def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
 def write_section(lines: list[str], command: str) -> None:
     path = ROOT / "BENCHMARKS.md"
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "\n".join([
-        SECTION_START,
-        "## Build, reference SQL and incremental loads",
-        "",
-        f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()};"
-        f" run on {time.strftime('%Y-%m-%d')}. Command:",
-        "",
-        "```bash",
-        command,
-        "```",
-        "",
-        "| conversations | input | what | seconds | peak RSS (MB) | notes |",
-        "|---:|---:|---|---:|---:|---|",
-        *lines,
-        SECTION_END,
-    ])
+    section = "\n".join(
+        [
+            SECTION_START,
+            "## Build, reference SQL and incremental loads",
+            "",
+            f"Machine: {os.cpu_count()} cores, {platform.machine()}, Python {platform.python_version()};"
+            f" run on {time.strftime('%Y-%m-%d')}. Command:",
+            "",
+            "```bash",
+            command,
+            "```",
+            "",
+            "| conversations | input | what | seconds | peak RSS (MB) | notes |",
+            "|---:|---:|---|---:|---:|---|",
+            *lines,
+            SECTION_END,
+        ]
+    )
     pattern = re.compile(re.escape(SECTION_START) + ".*?" + re.escape(SECTION_END), re.S)
     text = pattern.sub(lambda _: section, text) if pattern.search(text) else text.rstrip() + "\n\n" + section + "\n"
     path.write_text(text)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVO = [sys.executable, "-m", "convo.cli"]
+GENERATE = [sys.executable, str(ROOT / "tools" / "generate.py")]
 COPY_LINE = re.compile(r"readers' copy of version (\d+) written \((\d+) MB\) in ([\d.]+) s")
 RUN_LINE = re.compile(r"run (\d+) (\w+) in ([\d.]+) s")
 
@@ -33,8 +34,23 @@ def days(conversations: int, work: Path) -> list[Path]:
     folder = work / f"daily-{conversations}"
     if not (work / f"daily-{conversations}.done").exists():
         shutil.rmtree(folder, ignore_errors=True)
-        convo("generate", "--conversations", str(conversations), "--out", str(folder), "--daily-files",
-              "--days", "91", "--late-fraction", "0.01")
+        subprocess.run(
+            [
+                *GENERATE,
+                "--conversations",
+                str(conversations),
+                "--out",
+                str(folder),
+                "--daily-files",
+                "--days",
+                "91",
+                "--late-fraction",
+                "0.01",
+            ],
+            cwd=ROOT,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         (work / f"daily-{conversations}.done").touch()
     return sorted(folder.glob("*.csv"))
 
@@ -54,9 +70,11 @@ def main() -> None:
     files = days(args.conversations, args.workdir)
     warehouse = args.workdir / f"wh-{args.conversations}" / "dev.duckdb"
     shutil.rmtree(warehouse.parent, ignore_errors=True)
-    steps = [("90 daily files, one build", ["build", *map(str, files[:90])]),
-             ("one more day", ["build", str(files[90])]),
-             ("rollback", ["rollback"])]
+    steps = [
+        ("90 daily files, one build", ["build", *map(str, files[:90])]),
+        ("one more day", ["build", str(files[90])]),
+        ("rollback", ["rollback"]),
+    ]
     for run_id, (label, command) in enumerate(steps, start=1):
         convo(*command[:1], "--warehouse", str(warehouse), *command[1:])
         print(f"{label}: {logged(warehouse, run_id)}", flush=True)

@@ -15,7 +15,7 @@
 #
 # This notebook runs the build: it reads the event files, stages the events it can type and
 # keeps the rest as rejected rows with their reasons, recomputes every table the new events
-# touch, audits the result and publishes it, all in one transaction (`convo.runner.build`).
+# touch, audits the result and publishes it, all in one transaction (`convo.build.runner.build`).
 # If an error-level check fails nothing is published, the failing checks are shown below and
 # the notebook stops. The notebooks after this one report on the version it published.
 
@@ -28,7 +28,7 @@ full_refresh = False  # recompute every table from all ingested events instead o
 run_date = None  # logical date of the run, YYYY-MM-DD (None: the day of the newest event)
 
 # %%
-from convo import reporting
+from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)

@@ -23,7 +23,7 @@ warehouse = None  # warehouse file (None: the environment's)
 run_date = None  # logical date of the run, YYYY-MM-DD (None: the day of the newest event)
 
 # %%
-from convo import reporting
+from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)

@@ -24,7 +24,7 @@ warehouse = None  # warehouse file (None: the environment's)
 run_date = None  # logical date of the run, YYYY-MM-DD (None: the day of the newest event)
 
 # %%
-from convo import reporting
+from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)
@@ -63,7 +63,7 @@ reporting.chart_opened_per_week(environment)
 # ## Response and resolution
 # Hours from the first event to closing (of the closed conversations), minutes from the first
 # customer message to the first agent reply after it, and the share of closed conversations a
-# customer reopened (definitions: `lib/convo/metrics.yml`).
+# customer reopened (definitions: `lib/convo/models/metrics.yml`).
 
 # %%
 reporting.resolution(environment)

@@ -25,7 +25,7 @@ run_date = None  # logical date of the run, YYYY-MM-DD (None: the day of the new
 stale_after_days = 2  # the newest event may be this many days older than the run date
 
 # %%
-from convo import reporting
+from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)

@@ -30,8 +30,8 @@ categories = []  # only these categories (empty: all)
 tags = []  # only these tags (empty: all)
 
 # %%
-from convo import contact_reasons as cr
-from convo import reporting
+from convo.reports import contact_reasons as cr
+from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)

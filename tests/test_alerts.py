@@ -9,9 +9,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, make_env, write_events
 
-from convo import runner
+from conftest import ROOT, make_env, write_events
+from convo.build import runner
 from convo.config import Notify
 
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
@@ -52,15 +52,24 @@ def _project(tmp_path: Path, alert_file: Path) -> Path:
     return config
 
 
-@pytest.mark.parametrize("url", [f"hooks.example.com/services/{SECRET}",
-                                 f"https://hooks.example.com/services/{SECRET} ",
-                                 f"https://hooks.example.com/ser vices/{SECRET}"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"hooks.example.com/services/{SECRET}",
+        f"https://hooks.example.com/services/{SECRET} ",
+        f"https://hooks.example.com/ser vices/{SECRET}",
+    ],
+)
 def test_an_unusable_webhook_url_is_named_never_shown_and_the_real_error_and_command_alert_remain(tmp_path, url):
     alert_file = tmp_path / "alert.json"
     config = _project(tmp_path, alert_file)
-    result = subprocess.run([CONVO, "build", "--config", str(config), str(tmp_path / "missing.csv")],
-                            capture_output=True, text=True, cwd=tmp_path,
-                            env=os.environ | {"CONVO_TEST_WEBHOOK": url})
+    result = subprocess.run(
+        [CONVO, "build", "--config", str(config), str(tmp_path / "missing.csv")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=os.environ | {"CONVO_TEST_WEBHOOK": url},
+    )
     assert result.returncode == 2, result.stderr
     assert SECRET not in result.stdout + result.stderr
     last_line = result.stderr.strip().splitlines()[-1]
@@ -93,8 +102,8 @@ import os, signal, sys
 from pathlib import Path
 sys.path.insert(0, {tests!r})
 from conftest import make_env
-import convo.quality.validate as validate
-from convo import runner
+import convo.audit.validate as validate
+from convo.build import runner
 
 def die(*args, **kwargs):
     os.kill(os.getpid(), signal.SIGKILL)
@@ -105,10 +114,13 @@ runner.build(make_env(Path({tmp!r})), [{events!r}])
 
 
 def _events(tmp_path, name, conversation):
-    return write_events(tmp_path / name, [
-        ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "hi"),
-        ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
-    ])
+    return write_events(
+        tmp_path / name,
+        [
+            ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "hi"),
+            ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
+        ],
+    )
 
 
 def test_a_run_killed_part_way_alerts_the_next_command_and_its_spill_folder_is_removed(tmp_path, webhook):

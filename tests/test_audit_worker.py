@@ -8,12 +8,12 @@ import subprocess
 import sys
 import time
 
-from convo.audit_worker import PROCESS_NAME, AuditWorker
+from convo.audit.worker import PROCESS_NAME, AuditWorker
 
 # A build's process that starts its audit worker, says the worker's pid, then waits to be killed.
 BUILD = """
 import multiprocessing, sys, time
-from convo.audit_worker import AuditWorker
+from convo.audit.worker import AuditWorker
 if __name__ == "__main__":
     AuditWorker().start()
     print(multiprocessing.active_children()[0].pid, flush=True)

@@ -18,21 +18,27 @@ import hypothesis.strategies as st
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import HEADER, ROOT, make_env, query, write_events
 from hypothesis import HealthCheck, given, settings
 
-from convo import runner
+from conftest import HEADER, ROOT, make_env, query, write_events
+from convo.build import runner
+from convo.build.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, _LineStats
 from convo.cli import EXIT_BAD_INPUT, main
 from convo.config import ConfigError, load
 from convo.event_window import EventWindow
-from convo.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, _LineStats
 from convo.models.staging import MAX_FIELD_CHARS
 
 CONVERSATION = "30000000000001"
 
 
-def _row(timestamp="2024-05-02 9:00:00", conversation=CONVERSATION, user="501", agent="",
-         event="customer_message_received", value="<m>"):
+def _row(
+    timestamp="2024-05-02 9:00:00",
+    conversation=CONVERSATION,
+    user="501",
+    agent="",
+    event="customer_message_received",
+    value="<m>",
+):
     return (timestamp, conversation, user, agent, event, value)
 
 
@@ -65,15 +71,25 @@ def test_every_kind_of_implausible_row_is_rejected_and_the_build_publishes(tmp_p
         _row(value="x" * (MAX_FIELD_CHARS + 1)),  # line 17
         _row(value="x" * MAX_FIELD_CHARS),  # line 18: staged, at the limit
         _row(event="  Brand_New_Event ", value=" kept "),  # line 19: unknown event type, staged (warn)
-        _row(timestamp=" 2024-05-02 9:30:00 ", conversation=f" {CONVERSATION}\t", event=" STATUS_CHANGED_TO ",
-             value=" closed "),  # line 20: whitespace around everything, staged
+        _row(
+            timestamp=" 2024-05-02 9:30:00 ",
+            conversation=f" {CONVERSATION}\t",
+            event=" STATUS_CHANGED_TO ",
+            value=" closed ",
+        ),  # line 20: whitespace around everything, staged
     ]
     env = make_env(tmp_path)
     run = runner.build(env, [str(write_events(tmp_path / "e.csv", rows))])
     assert run.status == "success" and run.published_version == run.run_id
     rejected = _rejected(env)
-    for line, text in ((3, "2015-12-31 23:59:59"), (4, "24-03-06 10:21:38"), (5, "9999-12-31 23:59:59"),
-                       (6, "2100-01-01 0:00:00"), (7, "1900-01-01 0:00:00"), (8, "0001-01-01 0:00:00")):
+    for line, text in (
+        (3, "2015-12-31 23:59:59"),
+        (4, "24-03-06 10:21:38"),
+        (5, "9999-12-31 23:59:59"),
+        (6, "2100-01-01 0:00:00"),
+        (7, "1900-01-01 0:00:00"),
+        (8, "0001-01-01 0:00:00"),
+    ):
         assert rejected.pop(line).startswith(f"event_timestamp '{text}'{WINDOW_REASON}")
     assert rejected == {
         10: "status_changed_to value 'weird status' is not one of OPEN, WAITING FOR CUSTOMER, CLOSED",
@@ -87,8 +103,12 @@ def test_every_kind_of_implausible_row_is_rejected_and_the_build_publishes(tmp_p
     }
     staged = query(env, "SELECT source_line, event, event_value FROM stg_conversation_events ORDER BY 1")
     assert [(r["source_line"], r["event"]) for r in staged] == [
-        (2, "customer_message_received"), (9, "customer_message_received"), (18, "customer_message_received"),
-        (19, "brand_new_event"), (20, "status_changed_to")]
+        (2, "customer_message_received"),
+        (9, "customer_message_received"),
+        (18, "customer_message_received"),
+        (19, "brand_new_event"),
+        (20, "status_changed_to"),
+    ]
     assert staged[-1]["event_value"] == "CLOSED"
     assert query(env, "SELECT min(date) AS first FROM dim_date") == [{"first": datetime.date(2016, 1, 1)}]
     warned = {c.check_name for c in run.checks if not c.success}
@@ -101,8 +121,9 @@ def test_the_window_follows_the_environment(tmp_path):
     env = make_env(tmp_path, event_window=EventWindow(datetime.date(2024, 5, 2)))
     rows = [_row(timestamp="2024-05-01 23:59:59"), _row(timestamp="2024-05-02 0:00:00")]
     runner.build(env, [str(write_events(tmp_path / "e.csv", rows))])
-    assert _rejected(env)[2].startswith("event_timestamp '2024-05-01 23:59:59' is outside the accepted window"
-                                        " 2024-05-02 00:00:00 to ")
+    assert _rejected(env)[2].startswith(
+        "event_timestamp '2024-05-01 23:59:59' is outside the accepted window 2024-05-02 00:00:00 to "
+    )
     assert [r["source_line"] for r in query(env, "SELECT source_line FROM stg_conversation_events")] == [3]
 
 
@@ -110,7 +131,9 @@ def test_the_window_ends_a_set_time_after_the_runs_clock():
     now = datetime.datetime(2026, 3, 1, 12, 30, 15, 999, tzinfo=datetime.UTC)
     assert EventWindow().bounds(now) == (datetime.datetime(2016, 1, 1), datetime.datetime(2026, 3, 2, 12, 30, 15))
     assert EventWindow(datetime.date(2020, 2, 29), 0.5).bounds(now) == (
-        datetime.datetime(2020, 2, 29), datetime.datetime(2026, 3, 1, 13, 0, 15))
+        datetime.datetime(2020, 2, 29),
+        datetime.datetime(2026, 3, 1, 13, 0, 15),
+    )
     # Never past the calendar's last day, which dim_date must hold.
     late = datetime.datetime(2099, 12, 31, 23, 0, tzinfo=datetime.UTC)
     assert EventWindow().bounds(late)[1] == datetime.datetime(2099, 12, 31, 23, 59, 59)
@@ -118,10 +141,12 @@ def test_the_window_ends_a_set_time_after_the_runs_clock():
 
 def test_the_window_is_configured_per_environment_inside_the_calendar(tmp_path):
     config = tmp_path / "convo.toml"
-    config.write_text("[defaults.event_window]\nhours_ahead = 2\n"
-                      "[environments.dev]\n[environments.old]\nevent_window.earliest = 2010-01-01\n"
-                      "[environments.text]\nevent_window = { earliest = \"2020-01-01\" }\n"
-                      "[environments.late]\nevent_window = { earliest = 2020-01-01, hours_ahead = 48 }\n")
+    config.write_text(
+        "[defaults.event_window]\nhours_ahead = 2\n"
+        "[environments.dev]\n[environments.old]\nevent_window.earliest = 2010-01-01\n"
+        '[environments.text]\nevent_window = { earliest = "2020-01-01" }\n'
+        "[environments.late]\nevent_window = { earliest = 2020-01-01, hours_ahead = 48 }\n"
+    )
     assert load("dev", config=config).event_window == EventWindow(datetime.date(2016, 1, 1), 2.0)
     assert load("late", config=config).event_window == EventWindow(datetime.date(2020, 1, 1), 48.0)
     with pytest.raises(ConfigError, match="'old': event_window.earliest 2010-01-01 is outside the calendar"):
@@ -131,7 +156,7 @@ def test_the_window_is_configured_per_environment_inside_the_calendar(tmp_path):
 
 
 def test_generate_refuses_dates_a_build_would_reject(tmp_path):
-    from convo.generate import generate
+    from generate import generate
 
     with pytest.raises(ValueError, match="start_date 2015-12-31 is before 2016-01-01"):
         generate(10, tmp_path / "e.csv", start_date="2015-12-31")
@@ -154,8 +179,10 @@ def _write(path, lines: list[bytes], end=b"\n"):
 def _staged_and_rejected(env):
     staged = query(env, "SELECT source_file, source_line, agent_id FROM stg_conversation_events ORDER BY 1, 2")
     rejected = query(env, "SELECT source_file, source_line, reason, raw_line FROM rejected_conversation_events")
-    return ([(r["source_file"], r["source_line"], r["agent_id"]) for r in staged],
-            {(r["source_file"], r["source_line"]): (r["reason"], r["raw_line"]) for r in rejected})
+    return (
+        [(r["source_file"], r["source_line"], r["agent_id"]) for r in staged],
+        {(r["source_file"], r["source_line"]): (r["reason"], r["raw_line"]) for r in rejected},
+    )
 
 
 @pytest.mark.parametrize("end", [b"\n", b"\r\n"], ids=["LF", "CRLF"])
@@ -173,8 +200,7 @@ def test_a_line_not_utf8_or_too_long_rejects_that_line_and_the_other_files_load(
     run = runner.build(env, [str(bad), str(other)])
     assert run.status == "success"
     staged, rejected = _staged_and_rejected(env)
-    assert staged == [(str(bad), 2 + shift, 2), (str(bad), 5 + shift, 5), (str(bad), 7 + shift, 7),
-                      (str(other), 2, 2)]
+    assert staged == [(str(bad), 2 + shift, 2), (str(bad), 5 + shift, 5), (str(bad), 7 + shift, 7), (str(other), 2, 2)]
     assert rejected.pop((str(bad), 3 + shift)) == ("malformed CSV row: not UTF-8", _line(3, "caf?").decode())
     reason, raw_line = rejected.pop((str(bad), 6 + shift))
     assert reason == f"malformed CSV row: line longer than {MAX_LINE_BYTES} bytes"
@@ -188,7 +214,7 @@ def test_a_line_not_utf8_or_too_long_rejects_that_line_and_the_other_files_load(
 def test_a_line_not_utf8_is_rejected_by_the_parallel_read(tmp_path, caplog):
     lines = [_line(2), _line(3, "caf\xe9").decode().encode("latin-1"), _line(4)]
     env = make_env(tmp_path)
-    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+    with caplog.at_level(logging.INFO, logger="convo.build.ingest"):
         runner.build(env, [str(_write(tmp_path / "e.csv", lines))])
     assert "line by line" not in caplog.text
     staged, rejected = _staged_and_rejected(env)
@@ -197,10 +223,16 @@ def test_a_line_not_utf8_is_rejected_by_the_parallel_read(tmp_path, caplog):
 
 
 # -- point 4: file names are names, not patterns ----------------------------------------------
-@pytest.mark.parametrize("name, neighbour", [
-    ("star*.csv", "starX.csv"), ("brack[1].csv", "brack1.csv"), ("q?{a,b}.csv", "qa{a,b}.csv"),
-    ("**.csv", "a.csv"), ("back\\[s].csv", "back\\s.csv"),
-])
+@pytest.mark.parametrize(
+    "name, neighbour",
+    [
+        ("star*.csv", "starX.csv"),
+        ("brack[1].csv", "brack1.csv"),
+        ("q?{a,b}.csv", "qa{a,b}.csv"),
+        ("**.csv", "a.csv"),
+        ("back\\[s].csv", "back\\s.csv"),
+    ],
+)
 def test_a_file_name_with_pattern_characters_is_that_file_only(tmp_path, name, neighbour):
     folder = tmp_path / "in[1]"  # a folder whose name is a pattern too
     folder.mkdir()
@@ -259,8 +291,7 @@ def test_a_file_without_read_permission_exits_2_naming_it(shared_dir):
     as_root = os.geteuid() == 0
     if as_root and shutil.which("setpriv") is None:
         pytest.fail("tests run as root: setpriv is needed to read a file as another user")
-    result = _convo("build", "--warehouse", str(tmp_path / "w.duckdb"), str(secret),
-                    user="65534" if as_root else None)
+    result = _convo("build", "--warehouse", str(tmp_path / "w.duckdb"), str(secret), user="65534" if as_root else None)
     assert result.returncode == EXIT_BAD_INPUT, result.stderr
     assert f"convo: {secret}: cannot be read: Permission denied" in result.stderr
     assert "Traceback" not in result.stderr
@@ -305,9 +336,11 @@ def test_directory_entries_not_read_are_logged_and_recorded(tmp_path, caplog, ca
     assert f"{folder / 'notes.txt'}: not read: not a .csv, .csv.gz, .parquet file" in caplog.text
     assert f"{folder / 'old'}: not read: a directory" in caplog.text
     recorded = query(env, "SELECT path, action FROM convo_meta.run_files WHERE run_id = ? ORDER BY path", [run.run_id])
-    assert recorded == [{"path": str(folder / "a.csv"), "action": "ingested"},
-                        {"path": str(folder / "notes.txt"), "action": "not read: not a .csv, .csv.gz, .parquet file"},
-                        {"path": str(folder / "old"), "action": "not read: a directory"}]
+    assert recorded == [
+        {"path": str(folder / "a.csv"), "action": "ingested"},
+        {"path": str(folder / "notes.txt"), "action": "not read: not a .csv, .csv.gz, .parquet file"},
+        {"path": str(folder / "old"), "action": "not read: a directory"},
+    ]
 
 
 def test_a_gzipped_csv_reads_as_its_text_with_exact_line_numbers(tmp_path):
@@ -343,14 +376,20 @@ def test_a_carriage_return_inside_a_line_keeps_the_file_and_its_line_numbers(tmp
     staged, rejected = _staged_and_rejected(env)
     assert [r[1:] for r in staged] == [(2, 2), (3, 3), (6, 6)]
     assert query(env, "SELECT event_value FROM stg_conversation_events ORDER BY source_line")[:2] == [
-        {"event_value": "a\rb"}, {"event_value": "x\ry"}]
+        {"event_value": "a\rb"},
+        {"event_value": "x\ry"},
+    ]
     assert {k[1]: v for k, v in rejected.items()} == {4: ("malformed CSV row: not UTF-8", _line(4, "caf?").decode())}
 
 
-@pytest.mark.parametrize("lines", [
-    [_line(2), b",,,,,", b"\r", _line(5)],  # found by the property test below: DuckDB's state machine stops
-    [_line(2), b"\r", _line(4)],
-], ids=["empty CRLF line after a rejected one", "empty CRLF line"])
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [_line(2), b",,,,,", b"\r", _line(5)],  # found by the property test below: DuckDB's state machine stops
+        [_line(2), b"\r", _line(4)],
+    ],
+    ids=["empty CRLF line after a rejected one", "empty CRLF line"],
+)
 def test_line_endings_mixed_in_one_file_keep_the_file_and_its_line_numbers(tmp_path, lines):
     # Every line ends in \n, one empty one in \r\n: DuckDB's line reader gives up on the file.
     env = make_env(tmp_path)
@@ -376,7 +415,8 @@ def test_line_stats_match_a_plain_split_however_the_text_is_cut(pieces, data):
         lines.pop()
     assert (stats.count, stats.longest) == (len(lines), max(map(len, lines), default=0))
     assert stats.lone_carriage_returns == sum(line.count(b"\r") for line in lines) - sum(
-        line.endswith(b"\r") for line in text.split(b"\n")[:-1])
+        line.endswith(b"\r") for line in text.split(b"\n")[:-1]
+    )
 
 
 VALID_ROWS = [
@@ -391,8 +431,12 @@ VALID_ROWS = [
     ("2024-05-03 10:06:00", "30000000000002", "502", "72", "tag_assigned", "Payments"),
 ]
 VALID_IDS = {int(r[1]) for r in VALID_ROWS}
-CONVERSATION_TABLES = {"stg_conversation_events": "conversation_id", "fact_conversations": "conversation_id",
-                       "fact_conversation_lifecycle": "id", "fact_conversation_tags": "conversation_id"}
+CONVERSATION_TABLES = {
+    "stg_conversation_events": "conversation_id",
+    "fact_conversations": "conversation_id",
+    "fact_conversation_lifecycle": "id",
+    "fact_conversation_tags": "conversation_id",
+}
 # Where a row was read differs with the rows around it; when it was written, with the build.
 NOT_COMPARED = {"source_file", "source_line", "file_seq", "updated_at"}
 
@@ -407,15 +451,30 @@ def _could_be_a_valid_conversation(text: str) -> bool:
 _texts = st.text(max_size=12)
 _any_time = st.datetimes(datetime.datetime(1, 1, 1), datetime.datetime(9999, 12, 31, 23, 59, 59))
 _timestamps = st.one_of(
-    _texts, _any_time.map(lambda d: f"{d.year:04d}-{d.month}-{d.day} {d.hour}:{d.minute:02d}:{d.second:02d}"),
-    st.sampled_from(["24-03-06 10:21:38", "2015-12-31 23:59:59", "2016-01-01 0:00:00", " 2024-05-02 9:00:00 "]))
+    _texts,
+    _any_time.map(lambda d: f"{d.year:04d}-{d.month}-{d.day} {d.hour}:{d.minute:02d}:{d.second:02d}"),
+    st.sampled_from(["24-03-06 10:21:38", "2015-12-31 23:59:59", "2016-01-01 0:00:00", " 2024-05-02 9:00:00 "]),
+)
 _ids = st.one_of(_texts, st.integers(-(2**70), 2**70).map(str), st.sampled_from(["", " ", "0", "-1", "+7", "007"]))
-_events = st.one_of(_texts, st.sampled_from(["customer_message_received", "status_changed_to", "agent_assigned",
-                                             "message_sent_to_customer", "tag_assigned", " Status_Changed_To "]))
-_values = st.one_of(_texts, _ids,
-                    st.sampled_from(["Open", "CLOSED", " waiting for customer ", "weird status", "x\x00"]))
-_hostile_rows = st.tuples(_timestamps, _ids.filter(lambda v: not _could_be_a_valid_conversation(v)), _ids, _ids,
-                          _events, _values)
+_events = st.one_of(
+    _texts,
+    st.sampled_from(
+        [
+            "customer_message_received",
+            "status_changed_to",
+            "agent_assigned",
+            "message_sent_to_customer",
+            "tag_assigned",
+            " Status_Changed_To ",
+        ]
+    ),
+)
+_values = st.one_of(
+    _texts, _ids, st.sampled_from(["Open", "CLOSED", " waiting for customer ", "weird status", "x\x00"])
+)
+_hostile_rows = st.tuples(
+    _timestamps, _ids.filter(lambda v: not _could_be_a_valid_conversation(v)), _ids, _ids, _events, _values
+)
 _raw_lines = st.binary(max_size=30).filter(lambda b: b"\n" not in b and b"3000000000000" not in b)
 
 
@@ -442,13 +501,18 @@ def valid_alone(tmp_path_factory):
     return _conversation_rows(env)
 
 
-@settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                 HealthCheck.too_slow])
-@given(hostile=st.lists(st.one_of(_hostile_rows.map(_csv_line), _raw_lines.map(lambda b: b + b"\n")),
-                        min_size=1, max_size=12),
-       positions=st.lists(st.integers(0, len(VALID_ROWS)), min_size=12, max_size=12))
+@settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    hostile=st.lists(
+        st.one_of(_hostile_rows.map(_csv_line), _raw_lines.map(lambda b: b + b"\n")), min_size=1, max_size=12
+    ),
+    positions=st.lists(st.integers(0, len(VALID_ROWS)), min_size=12, max_size=12),
+)
 def test_any_rows_mixed_into_a_valid_file_give_a_published_build_and_the_same_valid_results(
-        valid_alone, hostile, positions):
+    valid_alone, hostile, positions
+):
     valid = [_csv_line(r) for r in VALID_ROWS]
     mixed = list(valid)
     for line, at in zip(hostile, positions):
@@ -465,7 +529,8 @@ def test_any_rows_mixed_into_a_valid_file_give_a_published_build_and_the_same_va
             data_lines = Path(f["path"]).read_bytes().split(b"\n")[1:]
             assert f["rows_read"] == sum(line.removesuffix(b"\r") != b"" for line in data_lines)
             assert f["rows_read"] == f["rows_staged"] + f["rows_rejected"] + f["duplicates_removed"]
-            stored = query(env, "SELECT count(*) AS n FROM rejected_conversation_events WHERE source_file = ?",
-                           [f["path"]])
+            stored = query(
+                env, "SELECT count(*) AS n FROM rejected_conversation_events WHERE source_file = ?", [f["path"]]
+            )
             assert stored == [{"n": f["rows_rejected"]}]
         assert _conversation_rows(env) == valid_alone

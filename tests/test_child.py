@@ -10,15 +10,15 @@ import sys
 import time
 
 import pytest
-from test_audit_worker import _alive, _within
 
-from convo import child
-from convo.quality.validate import _Turns
+from convo.audit import child
+from convo.audit.validate import _Turns
+from test_audit_worker import _alive, _within
 
 # A parent that forks a child which never ends, says the child's pid, then waits to be killed.
 PARENT = """
 import multiprocessing, os, time
-from convo import child
+from convo.audit import child
 with child.forked([lambda: time.sleep(600)], "convo-test") as children:
     time.sleep(0.5)  # the child sets itself to die with this process first thing
     print(multiprocessing.active_children()[0].pid, flush=True)
@@ -61,7 +61,10 @@ def test_an_exception_that_cannot_travel_arrives_as_its_text():
     def fail():
         raise Unpicklable("the reason")
 
-    with child.forked([fail], "convo-test") as (worker,), pytest.raises(child.ChildFailed, match="Unpicklable: the reason"):
+    with (
+        child.forked([fail], "convo-test") as (worker,),
+        pytest.raises(child.ChildFailed, match="Unpicklable: the reason"),
+    ):
         worker.result()
 
 

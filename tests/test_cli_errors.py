@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from conftest import ROOT, write_events
 from warehouse_snapshot import snapshot
 
@@ -14,10 +15,13 @@ CONVO = str(ROOT / ".venv" / "bin" / "convo")
 
 
 def _events(folder, name, conversation):
-    return write_events(folder / name, [
-        ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "hi"),
-        ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
-    ])
+    return write_events(
+        folder / name,
+        [
+            ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "hi"),
+            ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
+        ],
+    )
 
 
 def _config(tmp_path, body="[environments.dev]\n"):
@@ -60,12 +64,15 @@ def test_environment_names_with_dash_and_underscore_are_fine(tmp_path):
     assert (tmp_path / "warehouse" / "eu-west_2.duckdb").is_file()
 
 
-@pytest.mark.parametrize(("warehouse", "reason"), [
-    ("a\nb.duckdb", "'a\\nb.duckdb': holds the control character U+000A; rename it"),
-    ("a\x1bb.duckdb", "'a\\x1bb.duckdb': holds the control character U+001B; rename it"),
-    (".", "is a directory; give the warehouse file's path"),
-    ("events.csv/w.duckdb", "cannot create files in"),
-])
+@pytest.mark.parametrize(
+    ("warehouse", "reason"),
+    [
+        ("a\nb.duckdb", "'a\\nb.duckdb': holds the control character U+000A; rename it"),
+        ("a\x1bb.duckdb", "'a\\x1bb.duckdb': holds the control character U+001B; rename it"),
+        (".", "is a directory; give the warehouse file's path"),
+        ("events.csv/w.duckdb", "cannot create files in"),
+    ],
+)
 def test_a_warehouse_path_convo_cannot_use_is_refused_in_one_line(tmp_path, warehouse, reason):
     events = _events(tmp_path, "events.csv", "1")
     result = _convo("build", "--config", _config(tmp_path), "--warehouse", warehouse, events, cwd=tmp_path)
@@ -103,8 +110,9 @@ def test_disk_full_is_recognised_through_duckdb_and_chained_errors():
 def _small_disk(mount_point, size="32m"):
     """A real file system of `size` (a tmpfs): needs root, as in CI and on this project's machines."""
     mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount_point)], capture_output=True, text=True
+    )
     if mounted.returncode:
         pytest.skip(f"NOT RUN: a disk-full test needs a small file system, and mount failed: {mounted.stderr}")
     try:
@@ -115,11 +123,10 @@ def _small_disk(mount_point, size="32m"):
 
 def _fill(folder):
     """Write until the file system says it is full."""
-    with (folder / "filler").open("wb") as f:
-        with contextlib.suppress(OSError):
-            while True:
-                f.write(b"\0" * (1 << 20))
-                f.flush()
+    with (folder / "filler").open("wb") as f, contextlib.suppress(OSError):
+        while True:
+            f.write(b"\0" * (1 << 20))
+            f.flush()
 
 
 def test_a_full_disk_fails_in_one_line_keeps_the_published_version_and_alerts(tmp_path):
@@ -127,13 +134,15 @@ def test_a_full_disk_fails_in_one_line_keeps_the_published_version_and_alerts(tm
     config = _config(tmp_path, f'[environments.dev]\nnotify.command = "cat > {alert_file}"\n')
     with _small_disk(tmp_path / "disk") as disk:
         warehouse = disk / "dev.duckdb"
-        first = _convo("build", "--config", config, "--warehouse", warehouse, _events(tmp_path, "a.csv", "1"),
-                       cwd=tmp_path)
+        first = _convo(
+            "build", "--config", config, "--warehouse", warehouse, _events(tmp_path, "a.csv", "1"), cwd=tmp_path
+        )
         assert first.returncode == 0, first.stderr
         before = snapshot(warehouse)
         _fill(disk)
-        result = _convo("build", "--config", config, "--warehouse", warehouse, _events(tmp_path, "b.csv", "2"),
-                        cwd=tmp_path)
+        result = _convo(
+            "build", "--config", config, "--warehouse", warehouse, _events(tmp_path, "b.csv", "2"), cwd=tmp_path
+        )
         assert result.returncode == 1
         error = _one_line_error(result)
         assert error.startswith("convo: the disk is full: ") and "the published version is as it was" in error

@@ -4,11 +4,11 @@ import re
 
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT, make_env
 
-from convo import runner
+from conftest import ROOT, make_env
+from convo.audit.data_docs import STYLESHEET, offline_page
+from convo.build import runner
 from convo.models.registry import table_docs
-from convo.quality.data_docs import STYLESHEET, offline_page
 
 REMOTE = re.compile(r"^\s*(https?:)?//", re.IGNORECASE)
 CSS_REMOTE = re.compile(r"""(url\(\s*['"]?\s*(https?:)?//)|(@import\s+[^;]*//)""", re.IGNORECASE)
@@ -19,8 +19,9 @@ def remote_loads(html: str) -> list[str]:
     images, frames, and CSS `url()`/`@import` in style blocks and attributes (links to click are not loads)."""
     soup = BeautifulSoup(html, "html.parser")
     found = []
-    for tag in soup.find_all(["script", "link", "img", "source", "iframe", "embed", "object", "audio", "video",
-                              "image", "use"]):
+    for tag in soup.find_all(
+        ["script", "link", "img", "source", "iframe", "embed", "object", "audio", "video", "image", "use"]
+    ):
         for attr in ("src", "href", "data", "srcset", "poster", "xlink:href"):
             if REMOTE.match(tag.get(attr) or ""):
                 found.append(f"<{tag.name} {attr}={tag.get(attr)}>")
@@ -35,7 +36,8 @@ def test_a_page_loses_every_remote_resource_and_keeps_its_script_built_table():
 <link rel="stylesheet" href="//cdn.example/fa.css"><link rel="shortcut icon" href="../static/favicon.ico"/>
 <script src="https://code.example/jquery.js"></script>
 <style>.logo { background: url('https://s3.example/logo.png') 0 0; } @import url("https://fonts.example/f.css");</style>
-</head><body><img src="http://img.example/x.png"><img src="local.png"><div style="background:url(//x.example/a.png)">t</div>
+</head><body><img src="http://img.example/x.png"><img src="local.png">
+<div style="background:url(//x.example/a.png)">t</div>
 <a href="https://greatexpectations.io">a link, not a load</a>
 <table id="tbl"></table>
 <script>
@@ -53,8 +55,10 @@ def test_a_page_loses_every_remote_resource_and_keeps_its_script_built_table():
     assert remote_loads(out) == []
     soup = BeautifulSoup(out, "html.parser")
     assert soup.find_all("script") == []
-    assert [link["href"] for link in soup.find_all("link")] == ["../static/favicon.ico",
-                                                                 "static/styles/convo_offline.css"]
+    assert [link["href"] for link in soup.find_all("link")] == [
+        "../static/favicon.ico",
+        "static/styles/convo_offline.css",
+    ]
     assert [img["src"] for img in soup.find_all("img")] == ["local.png"]
     assert soup.find("a", href="https://greatexpectations.io") is not None
     rows = [[td.get_text() for td in tr.find_all(["th", "td"])] for tr in soup.find(id="tbl").find_all("tr")]

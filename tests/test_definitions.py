@@ -7,9 +7,9 @@ rows and are written next to the assertions.
 from datetime import datetime
 
 import pytest
-from conftest import by_key, make_env, query, write_events
 
-from convo import runner
+from conftest import by_key, make_env, query, write_events
+from convo.build import runner
 
 M = "<message>"
 ROWS = [
@@ -153,7 +153,10 @@ def test_started_and_last_event(conversations, lifecycle):
 def test_tags_and_flags(lifecycle):
     row = lifecycle[c(107)]  # login (twice), app_question, refund_delay
     assert (row["number_tags_assigned"], row["login_related"], row["app_related"], row["payments_related"]) == (
-        3, 1, 1, 0,
+        3,
+        1,
+        1,
+        0,
     )
     row = lifecycle[c(104)]
     assert (row["number_tags_assigned"], row["payments_related"], row["login_related"]) == (1, 1, 0)
@@ -179,8 +182,12 @@ def test_first_response_minutes(lifecycle, n, minutes):
 
 
 def test_staging_normalises_values(wh):
-    rows = query(wh, "SELECT event, event_value, event_sequence FROM stg_conversation_events"
-                     " WHERE conversation_id = ? ORDER BY event_sequence", [c(105)])
+    rows = query(
+        wh,
+        "SELECT event, event_value, event_sequence FROM stg_conversation_events"
+        " WHERE conversation_id = ? ORDER BY event_sequence",
+        [c(105)],
+    )
     assert [(r["event"], r["event_value"]) for r in rows] == [
         ("customer_message_received", M),
         ("status_changed_to", "WAITING FOR CUSTOMER"),
@@ -190,8 +197,12 @@ def test_staging_normalises_values(wh):
 
 
 def test_ties_keep_input_order(wh):
-    rows = query(wh, "SELECT event_value, event_sequence FROM stg_conversation_events"
-                     " WHERE conversation_id = ? AND event = 'status_changed_to' ORDER BY event_sequence", [c(102)])
+    rows = query(
+        wh,
+        "SELECT event_value, event_sequence FROM stg_conversation_events"
+        " WHERE conversation_id = ? AND event = 'status_changed_to' ORDER BY event_sequence",
+        [c(102)],
+    )
     assert [r["event_value"] for r in rows] == ["CLOSED", "OPEN"]
 
 
@@ -200,20 +211,37 @@ def test_duplicates_are_kept_once(wh):
         {"n": 1}
     ]
     files = query(wh, "SELECT rows_read, rows_staged, rows_rejected, duplicates_removed FROM ingested_files")
-    assert files == [{"rows_read": len(ROWS), "rows_staged": len(ROWS) - 1, "rows_rejected": 0,
-                      "duplicates_removed": 1}]
+    assert files == [
+        {"rows_read": len(ROWS), "rows_staged": len(ROWS) - 1, "rows_rejected": 0, "duplicates_removed": 1}
+    ]
 
 
 def test_tag_bridge(wh):
-    rows = query(wh, "SELECT tag, first_assigned_at, times_assigned, first_assigned_date_key"
-                     " FROM fact_conversation_tags WHERE conversation_id = ? ORDER BY tag", [c(107)])
+    rows = query(
+        wh,
+        "SELECT tag, first_assigned_at, times_assigned, first_assigned_date_key"
+        " FROM fact_conversation_tags WHERE conversation_id = ? ORDER BY tag",
+        [c(107)],
+    )
     assert rows == [
-        {"tag": "app_question", "first_assigned_at": datetime(2024, 1, 6, 9, 10), "times_assigned": 1,
-         "first_assigned_date_key": 20240106},
-        {"tag": "login", "first_assigned_at": datetime(2024, 1, 6, 9, 5), "times_assigned": 2,
-         "first_assigned_date_key": 20240106},
-        {"tag": "refund_delay", "first_assigned_at": datetime(2024, 1, 7, 8), "times_assigned": 1,
-         "first_assigned_date_key": 20240107},
+        {
+            "tag": "app_question",
+            "first_assigned_at": datetime(2024, 1, 6, 9, 10),
+            "times_assigned": 1,
+            "first_assigned_date_key": 20240106,
+        },
+        {
+            "tag": "login",
+            "first_assigned_at": datetime(2024, 1, 6, 9, 5),
+            "times_assigned": 2,
+            "first_assigned_date_key": 20240106,
+        },
+        {
+            "tag": "refund_delay",
+            "first_assigned_at": datetime(2024, 1, 7, 8),
+            "times_assigned": 1,
+            "first_assigned_date_key": 20240107,
+        },
     ]
 
 
@@ -248,8 +276,12 @@ def test_dim_agent(wh):
 
 
 def test_int_agent_conversations(wh):
-    rows = query(wh, "SELECT agent_id, first_seen_at, last_seen_at FROM int_agent_conversations"
-                     " WHERE conversation_id = ? ORDER BY agent_id", [c(106)])
+    rows = query(
+        wh,
+        "SELECT agent_id, first_seen_at, last_seen_at FROM int_agent_conversations"
+        " WHERE conversation_id = ? ORDER BY agent_id",
+        [c(106)],
+    )
     # 106: agent 7 assigns 8 at 9:01 and 9 at 9:02; 9 replies at 9:30; 8 never acts.
     assert [(r["agent_id"], r["first_seen_at"], r["last_seen_at"]) for r in rows] == [
         (7, datetime(2024, 1, 5, 9, 1), datetime(2024, 1, 5, 9, 2)),
@@ -261,8 +293,12 @@ def test_int_agent_conversations(wh):
 
 
 def test_factless_event_fact(wh):
-    rows = query(wh, "SELECT event, tag, status, agent_id, assigned_agent_id, date_key FROM fact_conversation_events"
-                     " WHERE conversation_id = ? ORDER BY event_sequence", [c(106)])
+    rows = query(
+        wh,
+        "SELECT event, tag, status, agent_id, assigned_agent_id, date_key FROM fact_conversation_events"
+        " WHERE conversation_id = ? ORDER BY event_sequence",
+        [c(106)],
+    )
     assert [(r["event"], r["agent_id"], r["assigned_agent_id"]) for r in rows] == [
         ("customer_message_received", None, None),
         ("agent_assigned", 7, 8),
@@ -279,13 +315,25 @@ def test_calendar(wh):
     first, last = days[0], days[-1]
     # 2016-01-01 was a Friday, in ISO week 53 of 2015; 2099-12-31 is a Thursday, ISO week 53 of 2099.
     assert (first["date_key"], first["year"], first["quarter"], first["month"], first["month_name"], first["day"]) == (
-        20160101, 2016, 1, 1, "January", 1,
+        20160101,
+        2016,
+        1,
+        1,
+        "January",
+        1,
     )
     assert (first["day_of_week"], first["day_name"], first["week_of_year"], first["is_weekend"]) == (
-        5, "Friday", 53, False,
+        5,
+        "Friday",
+        53,
+        False,
     )
     assert (last["date_key"], last["day_of_week"], last["day_name"], last["week_of_year"], last["quarter"]) == (
-        20991231, 4, "Thursday", 53, 4,
+        20991231,
+        4,
+        "Thursday",
+        53,
+        4,
     )
     sunday = by_key(days, "date_key")[20240107]
     assert (sunday["day_of_week"], sunday["day_name"], sunday["is_weekend"]) == (0, "Sunday", True)

@@ -5,6 +5,7 @@ import re
 
 import pytest
 import yaml
+
 from conftest import ROOT
 
 PAGE = ROOT / "site" / "deployment.md"
@@ -80,11 +81,14 @@ def test_prod_runs_only_the_commit_staging_succeeded_with_and_then_publishes_the
     assert "git rev-parse HEAD" in staged["run"]
     checkout = jobs["prod"]["steps"][0]
     assert checkout["uses"].startswith("actions/checkout@") and checkout["with"]["ref"] == commit
-    assert any(s.get("env", {}).get("STAGED") == commit and "git rev-parse HEAD" in s["run"]
-               for s in jobs["prod"]["steps"])
+    assert any(
+        s.get("env", {}).get("STAGED") == commit and "git rev-parse HEAD" in s["run"] for s in jobs["prod"]["steps"]
+    )
     runs = [s.get("run", "") for s in jobs["staging"]["steps"] + jobs["prod"]["steps"]]
     assert [r.split(" $")[0] for r in runs if r.startswith(".venv/bin/convo run")] == [
-        ".venv/bin/convo run --env staging", ".venv/bin/convo run --env prod"]
+        ".venv/bin/convo run --env staging",
+        ".venv/bin/convo run --env prod",
+    ]
     uses = [s.get("uses", "") for s in jobs["prod"]["steps"]]
     assert any(u.startswith("actions/upload-pages-artifact@") for u in uses)
     assert jobs["publish-site"]["steps"][0]["uses"].startswith("actions/deploy-pages@")
@@ -93,8 +97,11 @@ def test_prod_runs_only_the_commit_staging_succeeded_with_and_then_publishes_the
 
 
 def test_cron_and_systemd_run_staging_before_prod():
-    cron = [line for line in (ROOT / "deploy" / "cron" / "convo").read_text().splitlines()
-            if line and not line.startswith("#") and "=" not in line.split()[0]]
+    cron = [
+        line
+        for line in (ROOT / "deploy" / "cron" / "convo").read_text().splitlines()
+        if line and not line.startswith("#") and "=" not in line.split()[0]
+    ]
     assert len(cron) == 1 and re.search(r"convo run --env staging .*&& .*convo run --env prod", cron[0])
     service = (ROOT / "deploy" / "systemd" / "convo-run.service").read_text()
     starts = [line.split("=", 1)[1] for line in service.splitlines() if line.startswith("ExecStart=")]

@@ -28,11 +28,73 @@ from convo.site import markdown as md
 
 # Pieces that mean something to HTML, Markdown, MyST, Mermaid, mathtext or a shell.
 HOSTILE_PIECES = [
-    "<", ">", "&", '"', "'", "`", "```", "~~~", "\n", "\t", " ", "{raw}", "{raw} html", ":::", "]]", "[[",
-    "$(", ")", "$", "$$", "|", "*", "_", "[", "]", "(", "%", "#", "\\", "{", "}", "!", "-", "+", "=", ";", ":",
-    "&amp;", "&lt;b&gt;", "&#60;", "<script>alert(1)</script>", "<img src=x onerror=alert(2)>", "<b>", "</p>",
-    "<!--", "-->", "[x](javascript:alert(3))", "<http://example.com>", "www.example.com", "{{", "}}", "%%",
-    "#quot;", "#35;", "-->|", "---", "1.", "> ", "    ", "\\$", "$\\frac$", "^", "~", "{eval-rst}", "a", "Z", "9",
+    "<",
+    ">",
+    "&",
+    '"',
+    "'",
+    "`",
+    "```",
+    "~~~",
+    "\n",
+    "\t",
+    " ",
+    "{raw}",
+    "{raw} html",
+    ":::",
+    "]]",
+    "[[",
+    "$(",
+    ")",
+    "$",
+    "$$",
+    "|",
+    "*",
+    "_",
+    "[",
+    "]",
+    "(",
+    "%",
+    "#",
+    "\\",
+    "{",
+    "}",
+    "!",
+    "-",
+    "+",
+    "=",
+    ";",
+    ":",
+    "&amp;",
+    "&lt;b&gt;",
+    "&#60;",
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "<b>",
+    "</p>",
+    "<!--",
+    "-->",
+    "[x](javascript:alert(3))",
+    "<http://example.com>",
+    "www.example.com",
+    "{{",
+    "}}",
+    "%%",
+    "#quot;",
+    "#35;",
+    "-->|",
+    "---",
+    "1.",
+    "> ",
+    "    ",
+    "\\$",
+    "$\\frac$",
+    "^",
+    "~",
+    "{eval-rst}",
+    "a",
+    "Z",
+    "9",
 ]
 hostile_text = st.lists(st.sampled_from(HOSTILE_PIECES) | st.text(max_size=3), max_size=12).map("".join)
 
@@ -123,9 +185,11 @@ def test_project_paths():
     assert project_path("/srv/data/a.csv", root) == "../../data/a.csv"
     assert project_path(root, root) == "."
     assert project_paths_in("build /srv/builds/project/in/a.csv /srv/builds/project2/b.csv", root) == (
-        "build in/a.csv /srv/builds/project2/b.csv")
+        "build in/a.csv /srv/builds/project2/b.csv"
+    )
     assert project_paths_in("report: /srv/builds/project; warehouse /srv/builds/project", root) == (
-        "report: .; warehouse .")
+        "report: .; warehouse ."
+    )
     assert project_paths_in("/x/y", Path("/")) == "/x/y"
 
 

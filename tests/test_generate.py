@@ -1,4 +1,4 @@
-"""Tests of the synthetic event generator (lib/convo/generate.py)."""
+"""Tests of the synthetic event generator (tools/generate.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from convo import generate as gen
+import generate as gen
 
 SEEDS = Path(__file__).resolve().parents[1] / "seeds"
 N = 2_000
@@ -205,8 +205,9 @@ def test_conversations_start_within_the_window(tmp_path, con):
 def test_daily_files_with_late_arrivals(tmp_path, con):
     out = tmp_path / "daily"
     days, late_fraction = 10, 0.05
-    result = gen.generate(3_000, out, seed=4, start_date="2024-02-26", days=days, daily_files=True,
-                          late_fraction=late_fraction)
+    result = gen.generate(
+        3_000, out, seed=4, start_date="2024-02-26", days=days, daily_files=True, late_fraction=late_fraction
+    )
     expected = [out / f"events_{dt.date(2024, 2, 26) + dt.timedelta(days=d)}.csv" for d in range(days)]
     assert result.files == expected
     assert sorted(out.iterdir()) == expected
@@ -290,9 +291,7 @@ def test_zero_conversations_writes_only_the_header(tmp_path):
     assert result.events == 0
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"conversations": -1}, {"days": 0}, {"fmt": "json"}, {"late_fraction": 1.5}]
-)
+@pytest.mark.parametrize("kwargs", [{"conversations": -1}, {"days": 0}, {"fmt": "json"}, {"late_fraction": 1.5}])
 def test_invalid_arguments(tmp_path, kwargs):
     args = {"conversations": 10, "out": tmp_path / "e.csv", **kwargs}
     with pytest.raises(ValueError):

@@ -4,15 +4,20 @@ import random
 from datetime import datetime, timedelta
 
 import hypothesis.strategies as st
-from conftest import make_env, query, write_events
 from hypothesis import HealthCheck, given, settings
+
+from conftest import make_env, query, write_events
+from convo.build import runner
 from warehouse_snapshot import snapshot
 
-from convo import runner
-
 START = datetime(2024, 5, 1, 8)
-EVENT_KINDS = ["customer_message_received", "status_changed_to", "agent_assigned", "message_sent_to_customer",
-               "tag_assigned"]
+EVENT_KINDS = [
+    "customer_message_received",
+    "status_changed_to",
+    "agent_assigned",
+    "message_sent_to_customer",
+    "tag_assigned",
+]
 STATUS_SPELLINGS = ["Open", "Waiting for customer", "Closed", " closed ", "OPEN", "waiting FOR customer"]
 TAGS = ["payments", "login", "app_question", "refund_delay", "Payments"]
 
@@ -98,10 +103,14 @@ def test_late_event_changes_a_conversation_as_a_rebuild_would(tmp_path):
     runner.build(env, [f2])
     after = query(env, "SELECT * FROM fact_conversations")[0]
     assert (before["user_id"], before["conversation_started_at"], before["number_involved_agents"]) == (
-        501, datetime(2024, 5, 2, 9), 1,
+        501,
+        datetime(2024, 5, 2, 9),
+        1,
     )
     assert (after["user_id"], after["conversation_started_at"], after["number_involved_agents"]) == (
-        502, datetime(2024, 5, 1, 8), 3,
+        502,
+        datetime(2024, 5, 1, 8),
+        3,
     )
     assert after["conversation_status"] == "CLOSED"
     assert after["last_event_at"] == datetime(2024, 5, 2, 9, 30)  # event time, not load time
@@ -117,8 +126,10 @@ def test_late_event_changes_a_conversation_as_a_rebuild_would(tmp_path):
 
 def test_updated_at_moves_only_for_changed_rows(tmp_path):
     env = make_env(tmp_path)
-    a = [("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>"),
-         ("2024-05-02 9:00:00", "30000000000002", "502", "", "customer_message_received", "<m>")]
+    a = [
+        ("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>"),
+        ("2024-05-02 9:00:00", "30000000000002", "502", "", "customer_message_received", "<m>"),
+    ]
     b = [("2024-05-02 10:00:00", "30000000000002", "502", "71", "message_sent_to_customer", "<m>")]
     runner.build(env, [str(write_events(tmp_path / "a.csv", a))])
     first = {r["conversation_id"]: r["updated_at"] for r in query(env, "SELECT * FROM fact_conversations")}
@@ -130,8 +141,12 @@ def test_updated_at_moves_only_for_changed_rows(tmp_path):
 
 def test_same_file_again_is_a_noop_that_says_so(tmp_path):
     env = make_env(tmp_path)
-    events = str(write_events(tmp_path / "e.csv", [
-        ("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>")]))
+    events = str(
+        write_events(
+            tmp_path / "e.csv",
+            [("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>")],
+        )
+    )
     runner.build(env, [events])
     before = snapshot(env.warehouse)
     run = runner.build(env, [events])
@@ -157,21 +172,34 @@ def test_overlapping_files_are_deduplicated_by_row(tmp_path):
 
 def test_shuffled_input_gives_the_same_tables(tmp_path):
     # No two events of a conversation share a timestamp here, so input order cannot matter.
-    values = {"status_changed_to": ["Open", "Waiting for customer", " closed"], "agent_assigned": ["72", "73", "71"],
-              "tag_assigned": ["login", "Payments", "app_question"]}
+    values = {
+        "status_changed_to": ["Open", "Waiting for customer", " closed"],
+        "agent_assigned": ["72", "73", "71"],
+        "tag_assigned": ["login", "Payments", "app_question"],
+    }
     rows = []
     for n in range(6):
         for i in range(8):
             kind = EVENT_KINDS[(i + n) % 5]
             value = values.get(kind, ["<m>"] * 3)[(i * n) % 3]
             agent = "" if kind == "customer_message_received" else "71"
-            rows.append((_format(START + timedelta(minutes=7 * i + n)), str(30000000000000 + n), str(500 + n % 3),
-                         agent, kind, value))
+            rows.append(
+                (
+                    _format(START + timedelta(minutes=7 * i + n)),
+                    str(30000000000000 + n),
+                    str(500 + n % 3),
+                    agent,
+                    kind,
+                    value,
+                )
+            )
     shuffled = rows[:]
     random.Random(7).shuffle(shuffled)
     a, b = make_env(tmp_path, "a"), make_env(tmp_path, "b")
     runner.build(a, [str(write_events(tmp_path / "a.csv", rows))])
     runner.build(b, [str(write_events(tmp_path / "b.csv", shuffled))])
-    where_read = {"stg_conversation_events": {"source_file", "source_line"},
-                  "ingested_files": {"path", "sha256", "run_id"}}
+    where_read = {
+        "stg_conversation_events": {"source_file", "source_line"},
+        "ingested_files": {"path", "sha256", "run_id"},
+    }
     assert snapshot(a.warehouse, where_read) == snapshot(b.warehouse, where_read)

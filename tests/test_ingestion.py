@@ -5,12 +5,12 @@ import logging
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import HEADER, make_env, query, write_events
-from warehouse_snapshot import snapshot
 
-from convo import runner
+from conftest import HEADER, make_env, query, write_events
+from convo.build import runner
+from convo.build.ingest import InputError
 from convo.cli import EXIT_BAD_INPUT, main
-from convo.ingest import InputError
+from warehouse_snapshot import snapshot
 
 GOOD = ("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>")
 
@@ -55,8 +55,17 @@ def test_malformed_rows_of_each_kind_are_rejected_with_line_and_reason(tmp_path)
 
 def test_line_numbers_hold_in_large_files(tmp_path):
     # Enough rows for DuckDB to read in parallel; each row's agent_id encodes its own line number.
-    rows = [(f"2024-05-02 {h % 24}:00:00", str(30000000000000 + i % 997), "1", str(i + 2),
-             "message_sent_to_customer", "<m>") for i, h in enumerate(range(300_000))]
+    rows = [
+        (
+            f"2024-05-02 {h % 24}:00:00",
+            str(30000000000000 + i % 997),
+            "1",
+            str(i + 2),
+            "message_sent_to_customer",
+            "<m>",
+        )
+        for i, h in enumerate(range(300_000))
+    ]
     path = write_events(tmp_path / "big.csv", rows)
     env = make_env(tmp_path)
     runner.build(env, [str(path)])
@@ -106,8 +115,10 @@ def test_parquet_input_gives_the_same_tables_as_csv(tmp_path):
     pq.write_table(pa.table(columns), tmp_path / "e.parquet")
     runner.build(parquet_env, [str(tmp_path / "e.parquet")])
     # CSV lines count the header; Parquet rows do not.
-    where_read = {"stg_conversation_events": {"source_file", "source_line"},
-                  "ingested_files": {"path", "sha256", "file_format", "run_id"}}
+    where_read = {
+        "stg_conversation_events": {"source_file", "source_line"},
+        "ingested_files": {"path", "sha256", "file_format", "run_id"},
+    }
     assert snapshot(csv_env.warehouse, where_read) == snapshot(parquet_env.warehouse, where_read)
     lines = query(parquet_env, "SELECT source_line FROM stg_conversation_events ORDER BY 1")
     assert [r["source_line"] for r in lines] == [1, 2]
@@ -152,9 +163,11 @@ def _build(tmp_path, path):
     staged = query(env, "SELECT source_line, agent_id FROM stg_conversation_events ORDER BY source_line")
     rejected = query(env, "SELECT source_line, reason, raw_line FROM rejected_conversation_events")
     f = run.files[0]
-    return ([(r["source_line"], r["agent_id"]) for r in staged],
-            {r["source_line"]: (r["reason"], r["raw_line"]) for r in rejected},
-            (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed))
+    return (
+        [(r["source_line"], r["agent_id"]) for r in staged],
+        {r["source_line"]: (r["reason"], r["raw_line"]) for r in rejected},
+        (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed),
+    )
 
 
 MISSING = "malformed CSV row: MISSING COLUMNS: Expected Number of Columns: 6 Found: "
@@ -168,8 +181,12 @@ def test_blank_lines_and_bad_lines_keep_every_later_line_number(tmp_path):
     lines = [_event(2), "", short, long_, _event(6), open_quote, _event(8), _event(9), "   ", _event(11)]
     staged, rejected, counts = _build(tmp_path, _write_lines(tmp_path / "e.csv", lines))
     assert staged == [(2, 2), (6, 6), (8, 8), (9, 9), (11, 11)]
-    assert rejected == {4: (MISSING + "3", short), 5: (TOO_MANY + "7", long_), 7: (OPEN_QUOTE, open_quote),
-                        10: (MISSING + "1", "   ")}
+    assert rejected == {
+        4: (MISSING + "3", short),
+        5: (TOO_MANY + "7", long_),
+        7: (OPEN_QUOTE, open_quote),
+        10: (MISSING + "1", "   "),
+    }
     assert counts == (9, 5, 4, 0)
 
 
@@ -184,12 +201,17 @@ def test_the_spark_readers_line_numbers_hold_on_duckdb(tmp_path):
 
 def test_consecutive_bad_lines_in_a_file_read_in_one_pass(tmp_path, caplog):
     lines = [_event(2), "x,y", _event(4) + ",extra", _event(5), "1", "2", "3", _event(9), _event(10)]
-    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+    with caplog.at_level(logging.INFO, logger="convo.build.ingest"):
         staged, rejected, counts = _build(tmp_path, _write_lines(tmp_path / "e.csv", lines))
     assert "line by line" not in caplog.text  # DuckDB's parallel read was exact
     assert staged == [(2, 2), (5, 5), (9, 9), (10, 10)]
     assert {line: reason for line, (reason, _) in rejected.items()} == {
-        3: MISSING + "2", 4: TOO_MANY + "7", 6: MISSING + "1", 7: MISSING + "1", 8: MISSING + "1"}
+        3: MISSING + "2",
+        4: TOO_MANY + "7",
+        6: MISSING + "1",
+        7: MISSING + "1",
+        8: MISSING + "1",
+    }
     assert counts == (9, 4, 5, 0)
 
 
@@ -199,7 +221,7 @@ def test_crlf_lines_and_quoted_fields_read_the_same_both_ways(tmp_path, caplog, 
     lines = [_event(2, '"Hello, ""you"""'), _event(3, ' "x" '), _event(4) + ",,", "a,b", _event(6)]
     if blank_line:
         lines.insert(1, "")
-    with caplog.at_level(logging.INFO, logger="convo.ingest"):
+    with caplog.at_level(logging.INFO, logger="convo.build.ingest"):
         env = make_env(tmp_path)
         run = runner.build(env, [str(_write_lines(tmp_path / "e.csv", lines, end="\r\n"))])
     assert ("line by line" in caplog.text) == blank_line
@@ -207,7 +229,11 @@ def test_crlf_lines_and_quoted_fields_read_the_same_both_ways(tmp_path, caplog, 
     staged = query(env, "SELECT source_line, agent_id, event_value FROM stg_conversation_events ORDER BY 1")
     # Spaces around quotes are dropped and empty fields after the sixth ignored, as DuckDB's reader does.
     assert [tuple(r.values()) for r in staged] == [
-        (2, 2, 'Hello, "you"'), (3 + shift, 3, "x"), (4 + shift, 4, "<m>"), (6 + shift, 6, "<m>")]
+        (2, 2, 'Hello, "you"'),
+        (3 + shift, 3, "x"),
+        (4 + shift, 4, "<m>"),
+        (6 + shift, 6, "<m>"),
+    ]
     rejected = query(env, "SELECT source_line, reason, raw_line FROM rejected_conversation_events")
     assert rejected == [{"source_line": 5 + shift, "reason": MISSING + "2", "raw_line": "a,b"}]
     f = run.files[0]

@@ -1,10 +1,10 @@
 """The contact-reason mart on hand-made conversations; a late event updates only its days."""
 
 import pytest
-from conftest import make_env, query, write_events
-from warehouse_snapshot import snapshot
 
-from convo import runner
+from conftest import make_env, query, write_events
+from convo.build import runner
+from warehouse_snapshot import snapshot
 
 M = "<m>"
 A, B, C, D, E = (str(30000000000000 + n) for n in range(1, 6))
@@ -37,9 +37,18 @@ BATCH_1 = [
 ]
 LATE = [("2024-06-03 11:05:00", C, "3", "7", "tag_assigned", "payments")]  # arrives later, happened on day 3
 
-COLUMNS = ["conversations_opened", "conversations_tagged", "conversations_closed", "median_hours_to_resolve",
-           "p90_hours_to_resolve", "median_first_response_minutes", "p90_first_response_minutes", "reopen_count",
-           "all_conversations_opened", "share_of_day"]
+COLUMNS = [
+    "conversations_opened",
+    "conversations_tagged",
+    "conversations_closed",
+    "median_hours_to_resolve",
+    "p90_hours_to_resolve",
+    "median_first_response_minutes",
+    "p90_first_response_minutes",
+    "reopen_count",
+    "all_conversations_opened",
+    "share_of_day",
+]
 EXPECTED = {
     # day 3: A, B, C, E opened; payments on all four after the late event; B (1 h, 20 min) and E (3 h, 10 min)
     # closed: median 2 h, p90 1 + 0.9 * 2 = 2.8 h; first response median 15, p90 10 + 0.9 * 10 = 19 min.

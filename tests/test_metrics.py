@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from convo import metrics
+from convo.models import metrics
 from convo.models.registry import models, table_docs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -74,8 +74,7 @@ def test_reopen_rate_is_over_closed_conversations(con):
     # a: closed 1, 2, 4; of those only 2 was reopened -> 1/3. 3 (reopened, still open) is in neither count.
     assert per_tag(con, metrics.reopen_rate) == pytest.approx({"a": 1 / 3, "b": 1.0})
     none_closed = ibis.memtable({k: v[2:3] for k, v in TAGGED.items()})  # only 3, still open
-    assert con.to_pyarrow(none_closed.aggregate(rate=metrics.reopen_rate(none_closed))).to_pylist() == [
-        {"rate": None}]
+    assert con.to_pyarrow(none_closed.aggregate(rate=metrics.reopen_rate(none_closed))).to_pylist() == [{"rate": None}]
 
 
 def test_share_of_contacts(con):
@@ -96,19 +95,27 @@ def ts(day: int, hour: int) -> dt.datetime:
 
 # (conversation, sequence, time, status or None for a non-status event)
 EVENTS = [
-    ("A", 1, ts(1, 10), None), ("A", 2, ts(1, 10), "OPEN"), ("A", 3, ts(2, 9), "CLOSED"),
+    ("A", 1, ts(1, 10), None),
+    ("A", 2, ts(1, 10), "OPEN"),
+    ("A", 3, ts(2, 9), "CLOSED"),
     ("B", 1, ts(1, 23), None),  # never a status change: open
-    ("C", 1, ts(2, 8), None), ("C", 2, ts(2, 9), "CLOSED"), ("C", 3, ts(3, 10), None),  # reopened by a message
-    ("C", 4, ts(3, 11), "OPEN"), ("C", 5, ts(4, 12), "CLOSED"),
-    ("D", 1, ts(3, 5), None), ("D", 2, ts(3, 6), "WAITING FOR CUSTOMER"),
-    ("E", 1, ts(5, 10), "CLOSED"), ("E", 2, ts(5, 10), "OPEN"),  # same second: the later in order counts
+    ("C", 1, ts(2, 8), None),
+    ("C", 2, ts(2, 9), "CLOSED"),
+    ("C", 3, ts(3, 10), None),  # reopened by a message
+    ("C", 4, ts(3, 11), "OPEN"),
+    ("C", 5, ts(4, 12), "CLOSED"),
+    ("D", 1, ts(3, 5), None),
+    ("D", 2, ts(3, 6), "WAITING FOR CUSTOMER"),
+    ("E", 1, ts(5, 10), "CLOSED"),
+    ("E", 2, ts(5, 10), "OPEN"),  # same second: the later in order counts
 ]
 
 
 def backlog(con, events, days) -> dict[dt.date, int]:
-    e = ibis.memtable([dict(zip(("conversation_id", "event_sequence", "event_at", "status"), r)) for r in events],
-                      schema={"conversation_id": "string", "event_sequence": "int64", "event_at": "timestamp",
-                              "status": "string"})
+    e = ibis.memtable(
+        [dict(zip(("conversation_id", "event_sequence", "event_at", "status"), r)) for r in events],
+        schema={"conversation_id": "string", "event_sequence": "int64", "event_at": "timestamp", "status": "string"},
+    )
     rows = con.to_pyarrow(metrics.backlog(e, ibis.memtable({"date": days}, schema={"date": "date"}))).to_pylist()
     return {r["date"]: r["backlog"] for r in rows}
 
@@ -150,18 +157,24 @@ def test_backlog_matches_a_status_replay(events):
 
 # -- one definition: every use goes through the declared expression ---------------------------
 # The code that shows numbers to people: the models, the report helpers, the site, the notebooks.
-SCANNED = [*sorted((ROOT / "lib/convo/models").glob("*.py")), ROOT / "lib/convo/reporting.py",
-           ROOT / "lib/convo/contact_reasons.py", *sorted((ROOT / "lib/convo/site").glob("*.py")),
-           *sorted(NOTEBOOKS.glob("*.py"))]
+SCANNED = [
+    *sorted(p for p in (ROOT / "lib/convo/models").glob("*.py") if p.name != "metrics.py"),  # the declarations
+    ROOT / "lib/convo/reports/reporting.py",
+    ROOT / "lib/convo/reports/contact_reasons.py",
+    *sorted((ROOT / "lib/convo/site").glob("*.py")),
+    *sorted(NOTEBOOKS.glob("*.py")),
+]
 # Ways of computing a declared metric by hand, in SQL or Ibis.
 OWN_WAYS = {
     "a median or percentile": re.compile(
-        r"\b(median|quantile\w*|percentile\w*|approx_quantile)\s*\(|\.(median|quantile|approx_median)\(", re.I),
+        r"\b(median|quantile\w*|percentile\w*|approx_quantile)\s*\(|\.(median|quantile|approx_median)\(", re.I
+    ),
     "a reopen rate": re.compile(r"reopen_count\s*(>|>=|!=|<>)|avg\([^)]*reopen", re.I),
     "a share of contacts": re.compile(r"/\s*\(\s*SELECT\s+count|conversations\s*/\s*[\w.]*all_conversations", re.I),
     "conversations per agent": re.compile(r"conversations_handled\s*=\s*(?!metrics\.)"),
     "conversations opened or closed per group": re.compile(
-        r"conversations_(opened|closed)\s*=\s*[\w.]+\.(count|nunique)\("),
+        r"conversations_(opened|closed)\s*=\s*[\w.]+\.(count|nunique)\("
+    ),
 }
 
 
@@ -172,7 +185,7 @@ def _own_ways(text: str) -> list[str]:
 @pytest.mark.parametrize("path", SCANNED, ids=lambda p: str(p.relative_to(ROOT)))
 def test_no_metric_is_computed_its_own_way(path):
     found = _own_ways(path.read_text())
-    assert not found, f"{path.relative_to(ROOT)} computes {', '.join(found)} itself: use convo.metrics"
+    assert not found, f"{path.relative_to(ROOT)} computes {', '.join(found)} itself: use convo.models.metrics"
 
 
 def test_the_scan_recognises_the_old_ways():
@@ -180,12 +193,12 @@ def test_the_scan_recognises_the_old_ways():
     assert _own_ways("round(quantile_cont(hours_to_resolve, 0.9), 2)") == ["a median or percentile"]
     assert _own_ways("p90=c.hours_to_resolve.quantile(0.9)") == ["a median or percentile"]
     assert _own_ways("avg((t.reopen_count > 0)::INT)") == ["a reopen rate"]
-    assert _own_ways("100.0 * count(*) / (SELECT count(*) FROM fact_conversation_lifecycle)") == [
-        "a share of contacts"]
+    assert _own_ways("100.0 * count(*) / (SELECT count(*) FROM fact_conversation_lifecycle)") == ["a share of contacts"]
     assert _own_ways("round(r.conversations / t.all_conversations, 4) AS share") == ["a share of contacts"]
     assert _own_ways("conversations_handled=a.count(),") == ["conversations per agent"]
     assert _own_ways("conversations_closed=c.conversation_id.nunique(),") == [
-        "conversations opened or closed per group"]
+        "conversations opened or closed per group"
+    ]
 
 
 def _metric_calls(module_name: str) -> set[tuple[str, str]]:
@@ -200,34 +213,45 @@ def _metric_calls(module_name: str) -> set[tuple[str, str]]:
     return calls
 
 
-CALLERS = ["convo.models.marts", "convo.models.dimensions", "convo.models.facts", "convo.models.intermediate",
-           "convo.reporting", "convo.contact_reasons"]
-NOT_METRICS = {"conversation_rows", "declared"}  # public helpers of convo.metrics that are not metrics
+CALLERS = [
+    "convo.models.marts",
+    "convo.models.dimensions",
+    "convo.models.facts",
+    "convo.models.intermediate",
+    "convo.reports.reporting",
+    "convo.reports.contact_reasons",
+]
+NOT_METRICS = {"conversation_rows", "declared"}  # public helpers of convo.models.metrics that are not metrics
 
 
 def test_declared_uses_are_the_actual_uses():
     """metrics.yml's `code` lists exactly the functions that call each metric (so the site page is right)."""
     declared = {(fn, m.name) for m in metrics.declared().values() for fn in m.code}
     actual = {(fn, name) for module in CALLERS for fn, name in _metric_calls(module) if name not in NOT_METRICS}
-    assert actual == declared, f"used, not declared: {sorted(actual - declared)}; declared, not used: " \
-                               f"{sorted(declared - actual)}"
+    assert actual == declared, (
+        f"used, not declared: {sorted(actual - declared)}; declared, not used: {sorted(declared - actual)}"
+    )
 
 
 def test_every_metric_function_is_declared():
-    functions = {name for name, fn in inspect.getmembers(metrics, inspect.isfunction)
-                 if fn.__module__ == metrics.__name__ and not name.startswith("_")} - NOT_METRICS
+    functions = {
+        name
+        for name, fn in inspect.getmembers(metrics, inspect.isfunction)
+        if fn.__module__ == metrics.__name__ and not name.startswith("_")
+    } - NOT_METRICS
     assert functions == set(metrics.declared())
 
 
 def _notebook_calls(stem: str) -> set[str]:
     text = (NOTEBOOKS / f"{stem}.py").read_text()
-    aliases = {"reporting": "convo.reporting", "cr": "convo.contact_reasons"}
+    aliases = {"reporting": "convo.reports.reporting", "cr": "convo.reports.contact_reasons"}
     return {f"{aliases[a]}.{fn}" for a, fn in re.findall(r"\b(reporting|cr)\.(\w+)\(", text)}
 
 
 def test_reports_tables_and_charts_of_each_metric_exist():
     docs, built = table_docs(), models()
-    sources = (ROOT / "lib/convo/reporting.py").read_text() + (ROOT / "lib/convo/contact_reasons.py").read_text()
+    reports = ROOT / "lib/convo/reports"
+    sources = (reports / "reporting.py").read_text() + (reports / "contact_reasons.py").read_text()
     for m in metrics.declared().values():
         assert m.definition and m.dimensions and m.code, m.name
         for table in m.tables:  # the table's model computes the metric

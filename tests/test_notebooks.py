@@ -21,13 +21,13 @@ import nbformat
 import pytest
 from bs4 import BeautifulSoup
 
-from convo.notebook_references import REFERENCE_DIR, kernel_environment, sample_project, stale
-from convo.notebooks import discover
+from convo.reports.notebooks import discover
+from notebook_references import REFERENCE_DIR, kernel_environment, sample_project, stale
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
 REFERENCES = sorted((ROOT / REFERENCE_DIR).glob("*.ipynb"))
-REFRESH = ".venv/bin/python -m convo.notebook_references"
+REFRESH = ".venv/bin/python tools/notebook_references.py"
 
 pytestmark = pytest.mark.slow
 
@@ -36,7 +36,8 @@ def _history(warehouse: Path) -> list[tuple]:
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         return con.execute(
-            "SELECT run_id, command, status, message, started_at FROM convo_meta.runs ORDER BY run_id").fetchall()
+            "SELECT run_id, command, status, message, started_at FROM convo_meta.runs ORDER BY run_id"
+        ).fetchall()
     finally:
         con.close()
 
@@ -59,9 +60,22 @@ def start_nbval(project: Path, references: list[Path], extra_env: dict | None = 
         shutil.copy(ref, project / "notebooks" / ref.name)
     with open(project / "nbval.out", "w") as output:  # a file, not a pipe: nobody reads it while it runs
         return subprocess.Popen(
-            [sys.executable, "-m", "pytest", "--nbval", "--nbval-current-env", "-p", "no:cacheprovider", "-q",
-             "--color=no", f"--junitxml={project / 'nbval.xml'}", *(f"notebooks/{r.name}" for r in references)],
-            cwd=project, env={**kernel_environment(project), **(extra_env or {})}, stdout=output,
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                "--nbval",
+                "--nbval-current-env",
+                "-p",
+                "no:cacheprovider",
+                "-q",
+                "--color=no",
+                f"--junitxml={project / 'nbval.xml'}",
+                *(f"notebooks/{r.name}" for r in references),
+            ],
+            cwd=project,
+            env={**kernel_environment(project), **(extra_env or {})},
+            stdout=output,
             stderr=subprocess.STDOUT,
         )
 
@@ -91,8 +105,10 @@ def test_notebook_outputs_match_the_reference(jobs, reference):
     cells = jobs.plain.get(reference.stem)
     assert cells, f"nbval collected no cell of {reference.name}"
     failed = [f"{cell}: {text}" for cell, text in cells if text is not None]
-    assert not failed, (f"{len(failed)} of {len(cells)} cells of {reference.name} differ from the reference"
-                        f" (intended? regenerate with `{REFRESH}`):\n" + "\n".join(failed))
+    assert not failed, (
+        f"{len(failed)} of {len(cells)} cells of {reference.name} differ from the reference"
+        f" (intended? regenerate with `{REFRESH}`):\n" + "\n".join(failed)
+    )
 
 
 def test_a_changed_model_definition_fails_the_regression_run(jobs):
@@ -140,8 +156,14 @@ def overlap_and_finish(project: Path, command: list[str], first: subprocess.Pope
         first.wait(timeout=900)
     finally:
         first.kill()
-    return PipelineRun(project, first.returncode, (project / "run.out").read_text(),
-                       (project / "run.err").read_text(), second, still_running)
+    return PipelineRun(
+        project,
+        first.returncode,
+        (project / "run.out").read_text(),
+        (project / "run.err").read_text(),
+        second,
+        still_running,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +200,8 @@ def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
     assert f"[{len(names)}/{len(names)}] {names[-1]}: done in" in run.stderr
     folder = (run.project / "reports" / "dev" / "latest").resolve()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"{n}.{ext}" for n in names for ext in ("html", "code.html", "ipynb", "reads")] + ["run.log"])
+        [f"{n}.{ext}" for n in names for ext in ("html", "code.html", "ipynb", "reads")] + ["run.log"]
+    )
     for name in names:  # viewable offline: no script at all, charts embedded
         assert "<script" not in (folder / f"{name}.html").read_text()
         assert "<script" not in (folder / f"{name}.code.html").read_text()
@@ -223,14 +246,21 @@ def test_every_table_a_report_queries_is_a_lineage_edge(jobs):
     project = jobs.pipeline.project
     folder = (project / "reports" / "dev" / "latest").resolve()
     recorded = {p.stem: set(p.read_text().split()) for p in folder.glob("*.reads")}
-    assert recorded["50_contact_reasons"] == {"int_conversation_tags", "fact_conversation_lifecycle", "dim_tag",
-                                              "dim_date"}
+    assert recorded["50_contact_reasons"] == {
+        "int_conversation_tags",
+        "fact_conversation_lifecycle",
+        "dim_tag",
+        "dim_date",
+    }
     assert {"fact_conversation_lifecycle", "fact_conversation_events", "dim_date"} <= recorded["30_facts"]
     assert {"ingested_files", "rejected_conversation_events"} <= recorded["40_data_quality"]
-    rows = BeautifulSoup((project / "reports" / "site" / "lineage.html").read_text(), "html.parser").find(
-        "table").find("tbody").find_all("tr")
-    read_by = {tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[3].get_text(" ", strip=True)
-               for tr in rows}
+    rows = (
+        BeautifulSoup((project / "reports" / "site" / "lineage.html").read_text(), "html.parser")
+        .find("table")
+        .find("tbody")
+        .find_all("tr")
+    )
+    read_by = {tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[3].get_text(" ", strip=True) for tr in rows}
     documented = set(read_by)
     for notebook, tables in recorded.items():
         for table in tables & documented:
@@ -241,8 +271,13 @@ def test_every_table_a_report_queries_is_a_lineage_edge(jobs):
 
 def test_the_site_states_the_run_as_convo_runs_does(jobs):
     project = jobs.pipeline.project
-    listed = subprocess.run([CONVO, "runs", "--config", str(project / "convo.toml"), "--env", "dev"], cwd=project,
-                            capture_output=True, text=True, timeout=120).stdout.splitlines()
+    listed = subprocess.run(
+        [CONVO, "runs", "--config", str(project / "convo.toml"), "--env", "dev"],
+        cwd=project,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.splitlines()
     run_line = next(line for line in listed if " run --date" in line)
     run_id, status, version, _, day, time_of_day, seconds = run_line.split()[:7]
     assert status == "success"
@@ -250,7 +285,12 @@ def test_the_site_states_the_run_as_convo_runs_does(jobs):
     first = BeautifulSoup((site / "runs.html").read_text(), "html.parser").find("table").find("tbody").find("tr")
     cells = [td.get_text(" ", strip=True) for td in first.find_all("td")]
     assert (cells[0], cells[2], cells[3], cells[5], cells[6]) == (
-        run_id, "success", version, f"{day} {time_of_day} UTC", seconds)
+        run_id,
+        "success",
+        version,
+        f"{day} {time_of_day} UTC",
+        seconds,
+    )
     home = " ".join(BeautifulSoup((site / "index.html").read_text(), "html.parser").get_text(" ").split())
     assert f"Last run: run {run_id} (run --date 2024-04-20), success , started {day} {time_of_day} UTC" in home
     assert "running" not in home
@@ -261,7 +301,7 @@ def test_a_second_run_fails_fast_while_one_is_going(jobs):
     assert jobs.pipeline.first_running_after_second, "the second run waited for the first instead of failing"
     assert second.returncode == 3
     lock = jobs.pipeline.project / "warehouse" / "dev.duckdb.run.lock"
-    assert f"convo: environment 'dev' is busy: `convo run --date 2024-04-20` (pid" in second.stderr
+    assert "convo: environment 'dev' is busy: `convo run --date 2024-04-20` (pid" in second.stderr
     assert str(lock) in second.stderr
     assert len(_history(jobs.pipeline.project / "warehouse" / "dev.duckdb")) == 2  # the second left no trace
 
@@ -280,22 +320,38 @@ def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
     for name, text in steps.items():
         (project / "notebooks" / f"{name}.py").write_text(text)
 
-    result = subprocess.run([CONVO, "run", "--env", "dev", "--date", "2024-05-01"], cwd=project,
-                            env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
-                            capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [CONVO, "run", "--env", "dev", "--date", "2024-05-01"],
+        cwd=project,
+        env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
     assert result.returncode == 1, result.stderr
     assert "20_broken failed in cell [2]: RuntimeError: deliberate failure" in result.stderr
     (folder,) = (project / "reports" / "dev").iterdir()
     assert sorted(p.name for p in folder.iterdir()) == [
-        "10_first.code.html", "10_first.html", "10_first.ipynb", "10_first.reads",
-        "20_broken.code.html", "20_broken.html", "20_broken.ipynb", "20_broken.reads", "run.log"]
+        "10_first.code.html",
+        "10_first.html",
+        "10_first.ipynb",
+        "10_first.reads",
+        "20_broken.code.html",
+        "20_broken.html",
+        "20_broken.ipynb",
+        "20_broken.reads",
+        "run.log",
+    ]
     first = nbformat.read(folder / "10_first.ipynb", as_version=4)
     assert first.cells[-1].outputs[0].text == "first step, run date 2024-05-01\n"
     broken = nbformat.read(folder / "20_broken.ipynb", as_version=4)
     assert broken.metadata.papermill.exception is True
-    assert any(o.output_type == "error" and o.evalue == "deliberate failure" for c in broken.cells
-               for o in c.get("outputs", []))
+    assert any(
+        o.output_type == "error" and o.evalue == "deliberate failure"
+        for c in broken.cells
+        for o in c.get("outputs", [])
+    )
     assert "deliberate failure" in (folder / "20_broken.html").read_text()
     assert not (project / "reports" / "dev" / "latest").exists()
 

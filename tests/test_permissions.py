@@ -1,12 +1,13 @@
-"""What convo creates (warehouse, logs, reports, Data Docs, site) is the owner's only, unless convo.toml says otherwise."""
+"""What convo creates (warehouse, logs, reports, Data Docs, site) is the owner's only,
+unless convo.toml says otherwise."""
 
 import os
 import stat
 import subprocess
 
 import pytest
-from conftest import ROOT, write_events
 
+from conftest import ROOT, write_events
 from convo import config
 
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
@@ -36,8 +37,13 @@ def _modes(*folders):
 
 
 def _convo(project, *args):
-    result = subprocess.run([CONVO, *args], capture_output=True, text=True, cwd=project,
-                            env={k: v for k, v in os.environ.items() if k != "CONVO_CONFIG"})
+    result = subprocess.run(
+        [CONVO, *args],
+        capture_output=True,
+        text=True,
+        cwd=project,
+        env={k: v for k, v in os.environ.items() if k != "CONVO_CONFIG"},
+    )
     assert result.returncode == 0, result.stderr
     return result
 
@@ -55,25 +61,33 @@ def test_the_warehouse_logs_reports_data_docs_and_site_are_readable_by_the_owner
     assert {".duckdb", ".lock", ".log", ".ipynb", ".html", ".css"} <= kinds  # everything was made
     assert (project / "reports" / "site" / "index.html") in modes
     assert (project / "reports" / "dev" / "data_docs" / "index.html") in modes
-    loose = {str(p.relative_to(project)): oct(m) for p, m in modes.items()
-             if m != (0o700 if p.is_dir() else 0o600)}
+    loose = {str(p.relative_to(project)): oct(m) for p, m in modes.items() if m != (0o700 if p.is_dir() else 0o600)}
     assert loose == {}
 
 
 def test_the_umask_setting_shares_them_as_told(tmp_path):
     project = _project(tmp_path, 'umask = "027"')
-    events = write_events(tmp_path / "events" / "a.csv", [
-        ("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "hi"),
-        ("2024-05-02 9:05:00", "1", "501", "71", "status_changed_to", "Closed"),
-    ])
+    events = write_events(
+        tmp_path / "events" / "a.csv",
+        [
+            ("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "hi"),
+            ("2024-05-02 9:05:00", "1", "501", "71", "status_changed_to", "Closed"),
+        ],
+    )
     _convo(project, "build", str(events))
     modes = _modes(project / "warehouse")
     assert modes and all(m == (0o750 if p.is_dir() else 0o640) for p, m in modes.items())
 
 
-@pytest.mark.parametrize(("value", "why"), [("777", "would take read or write access from the owner"),
-                                            ("0200", "would take read or write access from the owner"),
-                                            ("u=rwx", "is not three octal digits"), ("0o77", "is not three octal")])
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("777", "would take read or write access from the owner"),
+        ("0200", "would take read or write access from the owner"),
+        ("u=rwx", "is not three octal digits"),
+        ("0o77", "is not three octal"),
+    ],
+)
 def test_a_umask_that_is_not_octal_or_locks_out_the_owner_is_refused(tmp_path, value, why):
     (tmp_path / "convo.toml").write_text(f'[defaults]\numask = "{value}"\n[environments.dev]\n')
     with pytest.raises(config.ConfigError, match=why):

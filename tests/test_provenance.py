@@ -5,9 +5,9 @@ import logging
 import subprocess
 
 import duckdb
-from conftest import ROOT, make_env, query, write_events
 
-from convo import runner
+from conftest import ROOT, make_env, query, write_events
+from convo.build import runner
 from convo.provenance import CodeVersion, code_version, config_digest
 from convo.site import state
 
@@ -45,7 +45,9 @@ def test_code_version_is_the_commit_and_whether_the_tree_was_clean(tmp_path):
 def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="convo")  # as the CLI sets it: the run's log file gets INFO lines
     env = make_env(tmp_path, retain_versions=3)
-    events = write_events(tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")])
+    events = write_events(
+        tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")]
+    )
     runner.build(env, [str(events)])
     (row,) = query(env, "SELECT code_commit, code_clean, config FROM convo_meta.runs")
     expected = code_version(ROOT)
@@ -56,15 +58,18 @@ def test_runs_record_code_and_configuration_and_convo_runs_shows_them(tmp_path, 
     logged = (env.warehouse.parent / "logs" / "test" / "run-000001.log").read_text()
     assert f"run 1 (build {events}): code {expected.label}, configuration {config_digest(config)}" in logged
 
-    listing = subprocess.run([*CONVO, "runs", "--warehouse", str(env.warehouse)], capture_output=True, text=True,
-                             cwd=ROOT, check=True).stdout.splitlines()
+    listing = subprocess.run(
+        [*CONVO, "runs", "--warehouse", str(env.warehouse)], capture_output=True, text=True, cwd=ROOT, check=True
+    ).stdout.splitlines()
     assert listing[0].split()[:4] == ["run", "status", "version", "code"]
     assert listing[1].split()[:4] == ["1", "success", "1", expected.label]
 
 
 def test_a_history_recorded_before_the_code_columns_still_lists(tmp_path):
     env = make_env(tmp_path)
-    events = write_events(tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")])
+    events = write_events(
+        tmp_path / "a.csv", [("2024-05-02 9:00:00", "1", "501", "", "customer_message_received", "m")]
+    )
     runner.build(env, [str(events)])
     con = duckdb.connect(str(env.warehouse))
     for column in ("code_commit", "code_clean", "config"):

@@ -24,17 +24,23 @@ import pytest
 from bs4 import BeautifulSoup
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
-from test_escape import hostile_text
 
-from convo.notebook_references import kernel_environment, sample_project
+from notebook_references import kernel_environment, sample_project
+from test_escape import hostile_text
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
 HEADER = ["event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value"]
 # Live markup each hostile value starts with: if escaping fails anywhere, one of these is an element.
 PAYLOADS = [
-    "<img src=x onerror=alert(1)>", "<script>alert(2)</script>", "`<svg onload=alert(3)>`", "[x](javascript:alert(4))",
-    '<b convo-probe="1">', "```{raw} html\n<convo-probe>", "{raw}`<convo-probe>`", ":::{danger}\n<i onclick=x>",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    "`<svg onload=alert(3)>`",
+    "[x](javascript:alert(4))",
+    '<b convo-probe="1">',
+    "```{raw} html\n<convo-probe>",
+    "{raw}`<convo-probe>`",
+    ":::{danger}\n<i onclick=x>",
 ]
 # Characters a file name cannot hold on Linux; glob characters and `=` (DuckDB reads a folder
 # `a=b` as a Hive partition), since taking paths literally is ingestion's business, not this test's.
@@ -76,15 +82,24 @@ def hostile_project(dest: Path, values: list[str]) -> tuple[Path, dict[str, list
         csv.writer(f).writerows([HEADER, *_rows(30000000000001, 10, tags, events, rejected)])
     multiline = [v for v in values if "\n" in v] or [values[-1] + "\nline two"]
     rows = _rows(30000000000002, 11, multiline, [], [])
-    pq.write_table(pa.table({
-        "event_timestamp": [r[0] for r in rows], "conversation_id": [int(r[1]) for r in rows],
-        "user_id": [int(r[2]) for r in rows], "agent_id": pa.array([None] * len(rows), pa.int64()),
-        "event": [r[4] for r in rows], "event_value": [r[5] for r in rows]}), inputs / "events.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "event_timestamp": [r[0] for r in rows],
+                "conversation_id": [int(r[1]) for r in rows],
+                "user_id": [int(r[2]) for r in rows],
+                "agent_id": pa.array([None] * len(rows), pa.int64()),
+                "event": [r[4] for r in rows],
+                "event_value": [r[5] for r in rows],
+            }
+        ),
+        inputs / "events.parquet",
+    )
     config = (project / "convo.toml").read_text()
-    (project / "convo.toml").write_text(config.replace(
-        "[environments.dev]\n", f"[environments.dev]\ninputs = [{_toml_string(inputs.name)}]\n"))
-    shown = {"files": [inputs.name, *(p.name for p in inputs.iterdir())], "tags": [*tags, *multiline],
-             "events": events}
+    (project / "convo.toml").write_text(
+        config.replace("[environments.dev]\n", f"[environments.dev]\ninputs = [{_toml_string(inputs.name)}]\n")
+    )
+    shown = {"files": [inputs.name, *(p.name for p in inputs.iterdir())], "tags": [*tags, *multiline], "events": events}
     return project, shown
 
 
@@ -98,9 +113,12 @@ def _injected(page: Path) -> list[str]:
     found = []
     for el in soup.find_all(True):
         found += [f"<{el.name} {a}>" for a in el.attrs if a.lower().startswith("on") or a == "convo-probe"]
-        if el.name == "convo-probe" or (el.name == "img" and el.get("src") == "x") \
-                or (el.name == "script" and "alert(" in el.get_text()) \
-                or str(el.get("href", "")).strip().lower().startswith("javascript:"):
+        if (
+            el.name == "convo-probe"
+            or (el.name == "img" and el.get("src") == "x")
+            or (el.name == "script" and "alert(" in el.get_text())
+            or str(el.get("href", "")).strip().lower().startswith("javascript:")
+        ):
             found.append(str(el)[:80])
     return found
 
@@ -110,30 +128,46 @@ def _text(page: Path) -> str:
 
 
 # No NUL: no file name can hold one, and how a CSV field with one is read is ingestion's business.
-hostile_values = st.lists(st.tuples(st.sampled_from(PAYLOADS), hostile_text).map("".join).map(
-    lambda v: v.replace("\0", "")),
-                          min_size=len(PAYLOADS), max_size=len(PAYLOADS) + 4, unique=True)
+hostile_values = st.lists(
+    st.tuples(st.sampled_from(PAYLOADS), hostile_text).map("".join).map(lambda v: v.replace("\0", "")),
+    min_size=len(PAYLOADS),
+    max_size=len(PAYLOADS) + 4,
+    unique=True,
+)
 
 
 # The values of the original report, then one generated set. No shrinking: each run takes a minute,
 # and the failing values are printed whole anyway.
 ISSUE_VALUES = [
-    "in`<img src=x onerror=alert(308)>`", "a`<img src=x onerror=alert(308)>`", "b`<img src=x onerror=alert(309)>`",
-    "`x`<img src=x onerror=alert(1)>", "<b>weird</b> event", "<script>alert(2)</script>",
-    "line1\n```{raw} html\n<script>alert(5)</script>\n```", "{raw} ::: ]] $(id) | * _ [x](javascript:alert(6)) %",
-    "$\\frac$ <!-- &amp; &#60;", "#quot; --> #35; \"q\" 'q'",
+    "in`<img src=x onerror=alert(308)>`",
+    "a`<img src=x onerror=alert(308)>`",
+    "b`<img src=x onerror=alert(309)>`",
+    "`x`<img src=x onerror=alert(1)>",
+    "<b>weird</b> event",
+    "<script>alert(2)</script>",
+    "line1\n```{raw} html\n<script>alert(5)</script>\n```",
+    "{raw} ::: ]] $(id) | * _ [x](javascript:alert(6)) %",
+    "$\\frac$ <!-- &amp; &#60;",
+    "#quot; --> #35; \"q\" 'q'",
 ]
 
 
-@settings(max_examples=1, deadline=None, suppress_health_check=list(HealthCheck),
-          phases=[Phase.explicit, Phase.generate])
+@settings(
+    max_examples=1, deadline=None, suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate]
+)
 @example(values=ISSUE_VALUES)
 @given(values=hostile_values)
 def test_hostile_values_are_published_as_text_only(tmp_path_factory, values):
     marker = f"RECOGNISABLE-{uuid.uuid4().hex[:8]}"
     project, shown = hostile_project(tmp_path_factory.mktemp(marker) / "project", values)
-    result = subprocess.run([CONVO, "run", "--env", "dev", "--date", "2024-04-20"], cwd=project,
-                            env=kernel_environment(project), capture_output=True, text=True, timeout=900)
+    result = subprocess.run(
+        [CONVO, "run", "--env", "dev", "--date", "2024-04-20"],
+        cwd=project,
+        env=kernel_environment(project),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
 
     reports = project / "reports"

@@ -9,23 +9,28 @@ import threading
 import time
 
 import pytest
-from conftest import ROOT, make_env, query, write_events
-from warehouse_snapshot import snapshot
 
-from convo import runner
+from conftest import ROOT, make_env, query, write_events
+from convo.build import runner
 from convo.config import Notify
-from convo.generate import generate
 from convo.lock import EnvironmentBusy
 from convo.models import registry
+from generate import generate
+from warehouse_snapshot import snapshot
 
 CONVO = [str(ROOT / ".venv" / "bin" / "convo")]
 
 
 def _events(tmp_path, name, conversation, minute=0):
-    return str(write_events(tmp_path / name, [
-        (f"2024-05-02 9:{minute:02d}:00", conversation, "501", "", "customer_message_received", "<m>"),
-        (f"2024-05-02 9:{minute + 5:02d}:00", conversation, "501", "71", "status_changed_to", "Closed"),
-    ]))
+    return str(
+        write_events(
+            tmp_path / name,
+            [
+                (f"2024-05-02 9:{minute:02d}:00", conversation, "501", "", "customer_message_received", "<m>"),
+                (f"2024-05-02 9:{minute + 5:02d}:00", conversation, "501", "71", "status_changed_to", "Closed"),
+            ],
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -43,17 +48,24 @@ def test_failed_audit_publishes_nothing_and_records_why(tmp_path, monkeypatch):
 
     # A defect in a model: every conversation twice, so the primary key check fails.
     original = registry._MODELS["fact_conversations"]
-    doubled = dataclasses.replace(original, fn=lambda int_conversation_summary: original.fn(
-        int_conversation_summary).union(original.fn(int_conversation_summary), distinct=False))
+    doubled = dataclasses.replace(
+        original,
+        fn=lambda int_conversation_summary: original.fn(int_conversation_summary).union(
+            original.fn(int_conversation_summary), distinct=False
+        ),
+    )
     monkeypatch.setitem(registry._MODELS, "fact_conversations", doubled)
     with pytest.raises(runner.BuildFailed, match="audit failed, nothing published") as failure:
         runner.build(env, [_events(tmp_path, "b.csv", "30000000000002")])
-    assert "fact_conversations: primary key (\"conversation_id\") is unique" in str(failure.value)
+    assert 'fact_conversations: primary key ("conversation_id") is unique' in str(failure.value)
     assert snapshot(env.warehouse) == before
     run = query(env, "SELECT status, message FROM convo_meta.runs WHERE run_id = 2")[0]
     assert run["status"] == "failed" and "fact_conversations" in run["message"]
-    checks = query(env, "SELECT success, unexpected_count FROM convo_meta.run_checks WHERE run_id = 2"
-                        " AND table_name = 'fact_conversations' AND check_name LIKE 'primary key%unique'")
+    checks = query(
+        env,
+        "SELECT success, unexpected_count FROM convo_meta.run_checks WHERE run_id = 2"
+        " AND table_name = 'fact_conversations' AND check_name LIKE 'primary key%unique'",
+    )
     assert checks == [{"success": False, "unexpected_count": 1}]  # only the new conversation was recomputed
 
     monkeypatch.setitem(registry._MODELS, "fact_conversations", original)
@@ -77,7 +89,9 @@ def test_rollback_restores_the_previous_version_and_back(tmp_path):
     run = runner.build(env, [_events(tmp_path, "b.csv", "30000000000001", minute=30)])
     assert run.files[0].action == "ingested"
     assert snapshot(env.warehouse, {"ingested_files": {"run_id"}}) == {
-        **v2, "ingested_files": snapshot(env.warehouse, {"ingested_files": {"run_id"}})["ingested_files"]}
+        **v2,
+        "ingested_files": snapshot(env.warehouse, {"ingested_files": {"run_id"}})["ingested_files"],
+    }
     with pytest.raises(ValueError, match="version 2 cannot be restored"):
         runner.rollback(env, to=2)
 
@@ -87,8 +101,12 @@ def test_retention_keeps_the_last_n_versions(tmp_path):
     for i in range(4):
         runner.build(env, [_events(tmp_path, f"{i}.csv", "30000000000001", minute=10 * i)])
     states = query(env, "SELECT version, state FROM convo_meta.versions ORDER BY version")
-    assert states == [{"version": 1, "state": "expired"}, {"version": 2, "state": "expired"},
-                      {"version": 3, "state": "published"}, {"version": 4, "state": "published"}]
+    assert states == [
+        {"version": 1, "state": "expired"},
+        {"version": 2, "state": "expired"},
+        {"version": 3, "state": "published"},
+        {"version": 4, "state": "published"},
+    ]
     with pytest.raises(ValueError, match="version 2 cannot be restored"):
         runner.rollback(env, to=2)
     assert runner.rollback(env).published_version == 3
@@ -100,7 +118,10 @@ def test_retention_keeps_the_last_n_versions(tmp_path):
 def _start_build(env, events):
     return subprocess.Popen(
         [*CONVO, "build", "--warehouse", str(env.warehouse), str(events)],
-        stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
     )
 
 
@@ -146,8 +167,14 @@ def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, big_event
     assert runner.build(killed, [str(big_events)]).status == "success"
     assert runner.build(clean, [str(big_events)]).status == "success"
     for table in ("dim_date", "dim_user", "fact_conversation_lifecycle", "mart_contact_reasons_daily"):
-        columns = [r["column_name"] for r in query(clean, "SELECT column_name FROM information_schema.columns"
-                                                   f" WHERE table_schema = 'main' AND table_name = '{table}'")]
+        columns = [
+            r["column_name"]
+            for r in query(
+                clean,
+                "SELECT column_name FROM information_schema.columns"
+                f" WHERE table_schema = 'main' AND table_name = '{table}'",
+            )
+        ]
         sql = f"SELECT {', '.join(c for c in columns if c != 'updated_at')} FROM {table} ORDER BY ALL"
         assert query(killed, sql) == query(clean, sql), table
 
@@ -157,8 +184,9 @@ def test_second_build_on_the_same_environment_fails_fast(tmp_path, big_events):
     first = _start_build(env, big_events)
     _wait_for(first, "reading")
     started = time.monotonic()
-    second = subprocess.run([*CONVO, "build", "--warehouse", str(env.warehouse)],
-                            capture_output=True, text=True, cwd=ROOT)
+    second = subprocess.run(
+        [*CONVO, "build", "--warehouse", str(env.warehouse)], capture_output=True, text=True, cwd=ROOT
+    )
     assert second.returncode == 3
     assert "is busy" in second.stderr and "convo build" in second.stderr
     assert time.monotonic() - started < 15  # fails at once: no waiting for the first build
@@ -167,6 +195,7 @@ def test_second_build_on_the_same_environment_fails_fast(tmp_path, big_events):
     assert "Warning" not in printed  # e.g. the resource tracker's, about its audit process
     with pytest.raises(EnvironmentBusy):  # in-process too, while a lock is held
         from convo.lock import exclusive
+
         with exclusive(env.warehouse, env.name, "build"):
             runner.build(env, [str(big_events)])
 

@@ -13,12 +13,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import HEADER, ROOT, make_env, write_events
 
-from convo import runner
+from conftest import HEADER, ROOT, make_env, write_events
+from convo.build import runner
 from convo.cli import main
-from convo.generate import generate
 from convo.models.registry import table_docs
+from generate import generate
 
 if shutil.which("java") is None:
     pytest.skip(
@@ -26,7 +26,7 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
-from convo import spark as convo_spark  # noqa: E402  (imports pyspark, which needs Java to be useful)
+from convo.backends import spark as convo_spark  # noqa: E402  (imports pyspark, which needs Java to be useful)
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -68,7 +68,11 @@ def _edge_cases(tmp_path: Path) -> list[Path]:
         f.write("2024-05-02 9:11:00,30000000000001,501,71,status_changed_to, Closed\r\n")
         f.write("2024-05-02 9:10:00,30000000000001,501,71,message_sent_to_customer,<m>,extra\r\n")  # too many
         f.write('2024-05-02 9:12:00,30000000000001,501,71,message_sent_to_customer,"unterminated\r\n')
-    parquet_rows = [GOOD, INVALID[2], ("2024-05-02 9:20:00", "30000000000003", "502", None, "customer_message_received", "<p>")]
+    parquet_rows = [
+        GOOD,
+        INVALID[2],
+        ("2024-05-02 9:20:00", "30000000000003", "502", None, "customer_message_received", "<p>"),
+    ]
     parquet_file = tmp_path / "edge.parquet"
     pq.write_table(pa.table({name: [r[i] for r in parquet_rows] for i, name in enumerate(HEADER)}), parquet_file)
     return [csv_file, parquet_file]
@@ -181,10 +185,19 @@ def test_file_names_with_pattern_characters_are_read_literally(spark, tmp_path):
         return ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", text)
 
     expected = {}
-    for n, (name, decoy) in enumerate((("star*.csv", "starX.csv"), ("brack[1].csv", "brack1.csv"),
-                                       ("q?.csv", "qX.csv"), ("p{a,b}.parquet", "pa.parquet"))):
+    for n, (name, decoy) in enumerate(
+        (
+            ("star*.csv", "starX.csv"),
+            ("brack[1].csv", "brack1.csv"),
+            ("q?.csv", "qX.csv"),
+            ("p{a,b}.parquet", "pa.parquet"),
+        )
+    ):
         conversation = f"3000000000000{n}"
-        for path, rows in ((tmp_path / name, [row(conversation, "<m>")]), (tmp_path / decoy, [row("39999999999999", "x")])):
+        for path, rows in (
+            (tmp_path / name, [row(conversation, "<m>")]),
+            (tmp_path / decoy, [row("39999999999999", "x")]),
+        ):
             if path.suffix == ".csv":
                 write_events(path, rows)
             else:

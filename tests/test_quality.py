@@ -23,13 +23,16 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from conftest import ROOT, make_env, query, write_events
 
-from convo import audit, audit_worker, cli, runner
+from conftest import ROOT, make_env, query, write_events
+from convo import cli
+from convo.audit import checks as audit
+from convo.audit import suites
+from convo.audit import worker as audit_worker
+from convo.audit.validate import _context, _share, _sql_source, validate
+from convo.build import runner
+from convo.engine.warehouse import CANDIDATE, META, PUBLISHED, STORE
 from convo.models.registry import table_docs
-from convo.quality import suites
-from convo.quality.validate import _context, _share, _sql_source, validate
-from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE
 
 ERROR, WARN = "error", "warn"
 BAND = {"volume_max_drop_pct": 0, "volume_max_growth_pct": 100}
@@ -43,13 +46,18 @@ def conversation(n: int) -> int:
 def late_file(tmp: Path, i: int) -> str:
     """One conversation from a new user, closed by agent 1001, and one row that must be rejected."""
     c, user, hour = str(conversation(FIRST_LATE + i)), str(2000001 + i), 8 + i
-    return str(write_events(tmp / f"late_{i}.csv", [
-        (f"2024-04-15 {hour}:00:00", c, user, "", "customer_message_received", "<m>"),
-        (f"2024-04-15 {hour}:05:00", c, user, "1001", "agent_assigned", "1001"),
-        (f"2024-04-15 {hour}:10:00", c, user, "1001", "message_sent_to_customer", "<m>"),
-        (f"2024-04-15 {hour}:20:00", c, user, "1001", "status_changed_to", "Closed"),
-        (f"2024-04-15 {hour}:30:00", c, "not-a-user", "", "customer_message_received", "<m>"),
-    ]))
+    return str(
+        write_events(
+            tmp / f"late_{i}.csv",
+            [
+                (f"2024-04-15 {hour}:00:00", c, user, "", "customer_message_received", "<m>"),
+                (f"2024-04-15 {hour}:05:00", c, user, "1001", "agent_assigned", "1001"),
+                (f"2024-04-15 {hour}:10:00", c, user, "1001", "message_sent_to_customer", "<m>"),
+                (f"2024-04-15 {hour}:20:00", c, user, "1001", "status_changed_to", "Closed"),
+                (f"2024-04-15 {hour}:30:00", c, "not-a-user", "", "customer_message_received", "<m>"),
+            ],
+        )
+    )
 
 
 # -- breaking a rule ------------------------------------------------------------------------------
@@ -70,8 +78,12 @@ class Tamper:
         self.con, self.version, self.schema = con, version, schema
 
     def _stored(self, table: str) -> bool:
-        return bool(self.con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ?"
-                                     " AND table_name = ?", [STORE, table]).fetchone()[0])
+        return bool(
+            self.con.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = ?",
+                [STORE, table],
+            ).fetchone()[0]
+        )
 
     def _assert_one(self, relation: str, where: str) -> None:
         n = self.con.execute(f"SELECT count(*) FROM {relation} WHERE {where}").fetchone()[0]
@@ -88,8 +100,10 @@ class Tamper:
     def _wrap_view(self, table: str, query_of_original: str) -> None:
         original = f"{table}__before_tamper_{self.con.execute('SELECT nextval(?)', ['tamper_ids']).fetchone()[0]}"
         self.con.execute(f'ALTER VIEW {self.schema}."{table}" RENAME TO "{original}"')
-        self.con.execute(f'CREATE VIEW {self.schema}."{table}" AS '
-                         + query_of_original.format(original=f'{self.schema}."{original}"'))
+        self.con.execute(
+            f'CREATE VIEW {self.schema}."{table}" AS '
+            + query_of_original.format(original=f'{self.schema}."{original}"')
+        )
 
     def alter(self, table: str, where: str, **values: str) -> None:
         """Replace one row by a copy with `values` (SQL expressions over the old row)."""
@@ -126,7 +140,8 @@ class Tamper:
         """A value no parent table holds, of the column's type."""
         kind = self.con.execute(
             "SELECT data_type FROM information_schema.columns WHERE table_schema IN (?, ?) AND table_name = ?"
-            " AND column_name = ?", [STORE, self.schema, table, column],
+            " AND column_name = ?",
+            [STORE, self.schema, table, column],
         ).fetchone()[0]
         return "'no such key'" if kind == "VARCHAR" else "-1"
 
@@ -185,14 +200,30 @@ def key_cases(keys: dict[str, list[tuple]], stored: set[str]) -> list[Case]:
         top = keys[name][::-1] if name in stored else keys[name]
         assert len(top) >= 2 + len(doc.foreign_keys), f"{name} has too few rows for its cases"
         cases += [
-            Case(name, f"primary key ({key}) is unique", ERROR, _duplicate(name, top[0]),
-                 KEY_ALSO.get((name, "unique"), ()), shows=str(top[0][-1])),
-            Case(name, f"primary key ({key}) is not null", ERROR, _null(name, top[1], doc.primary_key[-1]),
-                 KEY_ALSO.get((name, "not null"), ())),
+            Case(
+                name,
+                f"primary key ({key}) is unique",
+                ERROR,
+                _duplicate(name, top[0]),
+                KEY_ALSO.get((name, "unique"), ()),
+                shows=str(top[0][-1]),
+            ),
+            Case(
+                name,
+                f"primary key ({key}) is not null",
+                ERROR,
+                _null(name, top[1], doc.primary_key[-1]),
+                KEY_ALSO.get((name, "not null"), ()),
+            ),
             *(
-                Case(name, f"{column.name} is found in {column.references}", ERROR,
-                     _orphan(name, top[2 + i], column.name), KEY_ALSO.get((name, column.name), ()),
-                     shows=f"missing_{column.name}=")
+                Case(
+                    name,
+                    f"{column.name} is found in {column.references}",
+                    ERROR,
+                    _orphan(name, top[2 + i], column.name),
+                    KEY_ALSO.get((name, column.name), ()),
+                    shows=f"missing_{column.name}=",
+                )
                 for i, column in enumerate(doc.foreign_keys)
             ),
         ]
@@ -210,8 +241,13 @@ def _conversation_cases(table: str, key: str, status: str, opened_at: str, lifec
     cases = [
         Case(table, "user_id is not null", ERROR, on(2, user_id="NULL")),
         Case(table, f"{status} is not null", ERROR, on(6, **{status: "NULL"})),  # OPEN: no closing time to clash
-        Case(table, f"{status} is OPEN, WAITING FOR CUSTOMER or CLOSED", ERROR, on(30, **{status: "'ESCALATED'"}),
-             shows="ESCALATED"),
+        Case(
+            table,
+            f"{status} is OPEN, WAITING FOR CUSTOMER or CLOSED",
+            ERROR,
+            on(30, **{status: "'ESCALATED'"}),
+            shows="ESCALATED",
+        ),
         Case(table, f"{opened_at} is not null", ERROR, on(3, **{opened_at: "NULL"})),
         Case(table, "number_involved_agents is not null", ERROR, on(4, number_involved_agents="NULL")),
         Case(table, "number_involved_agents >= 0", ERROR, on(5, number_involved_agents="-1"), shows="-1"),
@@ -228,8 +264,13 @@ def _conversation_cases(table: str, key: str, status: str, opened_at: str, lifec
         Case(table, "interaction_between_customer >= 0", ERROR, on(13, interaction_between_customer="-1"), shows="-1"),
         Case(table, "reopen_count >= 0", ERROR, on(14, reopen_count="-1"), shows="-1"),
         # WAITING FOR CUSTOMER, yet with a closing time.
-        Case(table, "closed_at is set exactly when the status is CLOSED", ERROR,
-             on(31, closed_at=f"{opened_at} + INTERVAL 1 HOUR"), shows=str(conversation(31))),
+        Case(
+            table,
+            "closed_at is set exactly when the status is CLOSED",
+            ERROR,
+            on(31, closed_at=f"{opened_at} + INTERVAL 1 HOUR"),
+            shows=str(conversation(31)),
+        ),
     ]
 
 
@@ -238,69 +279,164 @@ def _file(n: int, **values) -> Callable[[Tamper], None]:
 
 
 def _volume(table: str) -> Case:
-    return Case(table, "row count is within the band of the previous successful build (volume)", WARN,
-                lambda t: t.baseline(table, 3), shows="allowed -0% .. +100%")
+    return Case(
+        table,
+        "row count is within the band of the previous successful build (volume)",
+        WARN,
+        lambda t: t.baseline(table, 3),
+        shows="allowed -0% .. +100%",
+    )
 
 
 def rule_cases() -> list[Case]:
     stg, files = "stg_conversation_events", "ingested_files"
-    staged, rejected = ("rows_staged = the file's rows in stg_conversation_events",
-                        "rows_rejected = the file's rows in rejected_conversation_events")
+    staged, rejected = (
+        "rows_staged = the file's rows in stg_conversation_events",
+        "rows_rejected = the file's rows in rejected_conversation_events",
+    )
     balance = "rows_read = rows_staged + rows_rejected + duplicates_removed"
 
     def first_event(n, **values):
         return lambda t: t.alter(stg, _c(n, "event_sequence = 1"), **values)
 
     return [
-        *(Case(stg, f"{column} is not null", ERROR, first_event(n, **{column: "NULL"}))
-          for n, column in enumerate(["conversation_id", "event_sequence", "event_at", "user_id", "event",
-                                      "source_file", "source_line", "file_seq"], start=2)),
-        Case(stg, "event is a known event type", WARN, first_event(15, event="'customer_called'"),
-             shows="customer_called"),
-        Case(stg, "status_changed_to values are known statuses", ERROR,
-             lambda t: t.alter(stg, _c(16, "event = 'status_changed_to' AND event_value = 'CLOSED'"),
-                               event_value="'ESCALATED'"), shows="ESCALATED"),
-        Case(stg, "event_at lies in the calendar", ERROR,
-             lambda t: t.alter(stg, _c(19, "event_sequence = 2"), event_at="TIMESTAMP '2015-12-31 23:00:00'"),
-             shows="2015-12-31"),
-        Case(stg, "each conversation has one user", WARN, first_event(17, user_id="1000001"),
-             shows=str(conversation(17))),
-        Case(stg, "every conversation has a lifecycle row", ERROR, first_event(18, conversation_id="99999999999990"),
-             shows="99999999999990"),
-        Case(stg, "latest event_at is recent enough (freshness)", WARN, None, shows="max age 24 h",
-             checks={"freshness_max_age_hours": 24}),
-        Case("rejected_conversation_events", "reason is not null", ERROR,
-             lambda t: t.alter("rejected_conversation_events", "file_id = 1 AND source_line = 176", reason="NULL")),
+        *(
+            Case(stg, f"{column} is not null", ERROR, first_event(n, **{column: "NULL"}))
+            for n, column in enumerate(
+                [
+                    "conversation_id",
+                    "event_sequence",
+                    "event_at",
+                    "user_id",
+                    "event",
+                    "source_file",
+                    "source_line",
+                    "file_seq",
+                ],
+                start=2,
+            )
+        ),
+        Case(
+            stg,
+            "event is a known event type",
+            WARN,
+            first_event(15, event="'customer_called'"),
+            shows="customer_called",
+        ),
+        Case(
+            stg,
+            "status_changed_to values are known statuses",
+            ERROR,
+            lambda t: t.alter(
+                stg, _c(16, "event = 'status_changed_to' AND event_value = 'CLOSED'"), event_value="'ESCALATED'"
+            ),
+            shows="ESCALATED",
+        ),
+        Case(
+            stg,
+            "event_at lies in the calendar",
+            ERROR,
+            lambda t: t.alter(stg, _c(19, "event_sequence = 2"), event_at="TIMESTAMP '2015-12-31 23:00:00'"),
+            shows="2015-12-31",
+        ),
+        Case(
+            stg, "each conversation has one user", WARN, first_event(17, user_id="1000001"), shows=str(conversation(17))
+        ),
+        Case(
+            stg,
+            "every conversation has a lifecycle row",
+            ERROR,
+            first_event(18, conversation_id="99999999999990"),
+            shows="99999999999990",
+        ),
+        Case(
+            stg,
+            "latest event_at is recent enough (freshness)",
+            WARN,
+            None,
+            shows="max age 24 h",
+            checks={"freshness_max_age_hours": 24},
+        ),
+        Case(
+            "rejected_conversation_events",
+            "reason is not null",
+            ERROR,
+            lambda t: t.alter("rejected_conversation_events", "file_id = 1 AND source_line = 176", reason="NULL"),
+        ),
         Case(files, "rows_read >= 0", ERROR, _file(1, rows_read="-1"), also=(balance,)),
         Case(files, "rows_staged >= 0", ERROR, _file(2, rows_staged="-1"), also=(balance, staged)),
         Case(files, "rows_rejected >= 0", ERROR, _file(3, rows_rejected="-1"), also=(balance, rejected)),
         # The balance still holds: only the count is impossible.
-        Case(files, "duplicates_removed >= 0", ERROR,
-             _file(4, duplicates_removed="-1", rows_read="rows_read - duplicates_removed - 1")),
+        Case(
+            files,
+            "duplicates_removed >= 0",
+            ERROR,
+            _file(4, duplicates_removed="-1", rows_read="rows_read - duplicates_removed - 1"),
+        ),
         Case(files, balance, ERROR, _file(5, duplicates_removed="duplicates_removed + 1"), shows="file_id=5"),
-        Case(files, staged, ERROR, _file(6, rows_staged="rows_staged + 1", rows_read="rows_read + 1"),
-             shows="file_id=6"),
-        Case(files, rejected, ERROR, _file(7, rows_rejected="rows_rejected + 1", rows_read="rows_read + 1"),
-             shows="file_id=7"),
+        Case(
+            files, staged, ERROR, _file(6, rows_staged="rows_staged + 1", rows_read="rows_read + 1"), shows="file_id=6"
+        ),
+        Case(
+            files,
+            rejected,
+            ERROR,
+            _file(7, rows_rejected="rows_rejected + 1", rows_read="rows_read + 1"),
+            shows="file_id=7",
+        ),
         *_conversation_cases("fact_conversation_lifecycle", "id", "status", "opened_at", lifecycle=True),
-        *_conversation_cases("fact_conversations", "conversation_id", "conversation_status",
-                             "conversation_started_at", lifecycle=False),
-        Case("fact_conversation_lifecycle", "first_response_minutes >= 0", ERROR,
-             lambda t: t.alter("fact_conversation_lifecycle", f"id = {conversation(15)}", first_response_minutes="-1")),
-        Case("fact_conversation_lifecycle", "id is a staged conversation", ERROR,
-             lambda t: t.add("fact_conversation_lifecycle", f"id = {conversation(16)}", id="99999999999999"),
-             shows="99999999999999"),
-        Case("fact_conversation_tags", "times_assigned >= 1", ERROR,
-             lambda t: t.alter("fact_conversation_tags", _c(3, "tag = 'payments'"), times_assigned="0"), shows="0"),
-        Case("dim_date", "date is unique", ERROR,
-             lambda t: t.alter("dim_date", "date_key = 20160102", date="DATE '2016-01-01'"), shows="2016-01-01"),
+        *_conversation_cases(
+            "fact_conversations", "conversation_id", "conversation_status", "conversation_started_at", lifecycle=False
+        ),
+        Case(
+            "fact_conversation_lifecycle",
+            "first_response_minutes >= 0",
+            ERROR,
+            lambda t: t.alter("fact_conversation_lifecycle", f"id = {conversation(15)}", first_response_minutes="-1"),
+        ),
+        Case(
+            "fact_conversation_lifecycle",
+            "id is a staged conversation",
+            ERROR,
+            lambda t: t.add("fact_conversation_lifecycle", f"id = {conversation(16)}", id="99999999999999"),
+            shows="99999999999999",
+        ),
+        Case(
+            "fact_conversation_tags",
+            "times_assigned >= 1",
+            ERROR,
+            lambda t: t.alter("fact_conversation_tags", _c(3, "tag = 'payments'"), times_assigned="0"),
+            shows="0",
+        ),
+        Case(
+            "dim_date",
+            "date is unique",
+            ERROR,
+            lambda t: t.alter("dim_date", "date_key = 20160102", date="DATE '2016-01-01'"),
+            shows="2016-01-01",
+        ),
         Case("dim_date", "date is not null", ERROR, lambda t: t.alter("dim_date", "date_key = 20160103", date="NULL")),
-        Case("dim_user", "conversation_count >= 0", ERROR,
-             lambda t: t.alter("dim_user", "id = 1000002", conversation_count="-1"), shows="-1"),
-        Case("dim_agent", "conversations_handled >= 1", ERROR,
-             lambda t: t.alter("dim_agent", "id = 1002", conversations_handled="0"), shows="0"),
-        Case("dim_tag", "tag is in the contact-reason mapping", WARN,
-             lambda t: t.add("dim_tag", "tag = 'payments'", tag="'brand_new_tag'"), shows="brand_new_tag"),
+        Case(
+            "dim_user",
+            "conversation_count >= 0",
+            ERROR,
+            lambda t: t.alter("dim_user", "id = 1000002", conversation_count="-1"),
+            shows="-1",
+        ),
+        Case(
+            "dim_agent",
+            "conversations_handled >= 1",
+            ERROR,
+            lambda t: t.alter("dim_agent", "id = 1002", conversations_handled="0"),
+            shows="0",
+        ),
+        Case(
+            "dim_tag",
+            "tag is in the contact-reason mapping",
+            WARN,
+            lambda t: t.add("dim_tag", "tag = 'payments'", tag="'brand_new_tag'"),
+            shows="brand_new_tag",
+        ),
         *(_volume(table) for table in suites.VOLUME_TABLES),
     ]
 
@@ -330,8 +466,10 @@ def base(tmp_path_factory) -> Base:
     for name, doc in table_docs().items():
         key = ", ".join(f'"{c}"' for c in doc.primary_key)
         keys[name] = [tuple(r.values()) for r in query(env, f'SELECT {key} FROM main."{name}" ORDER BY {key}')]
-    stored = {r["table_name"] for r in query(env, "SELECT table_name FROM information_schema.tables"
-                                                 " WHERE table_schema = ?", [STORE])}
+    stored = {
+        r["table_name"]
+        for r in query(env, "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [STORE])
+    }
     return Base(env, first, second, keys, stored)
 
 
@@ -371,21 +509,28 @@ def published(env) -> dict:
         doc: query(env, f'SELECT count(*) AS n, sum(hash(t)) AS h FROM {PUBLISHED}."{doc}" AS t')[0]
         for doc in table_docs()
     }
-    return {"tables": prints, "version": query(env, f"SELECT max(version) AS v FROM {META}.versions"
-                                                    " WHERE state = 'published'")[0]["v"]}
+    return {
+        "tables": prints,
+        "version": query(env, f"SELECT max(version) AS v FROM {META}.versions WHERE state = 'published'")[0]["v"],
+    }
 
 
 # -- the base warehouse ---------------------------------------------------------------------------
 def test_the_seed_builds_clean_except_its_unmapped_tag_which_warns_and_publishes(base):
     assert base.first.status == "success" and base.first.published_version == 1
     assert {(c.table_name, c.check_name, c.severity, c.sample) for c in base.first.checks if not c.success} == {
-        ("dim_tag", "tag is in the contact-reason mapping", WARN, "unmapped_tag=refund_delay")}
-    recorded = query(base.env, f"SELECT severity, success, sample FROM {META}.run_checks"
-                               " WHERE run_id = 1 AND check_name = 'tag is in the contact-reason mapping'")
+        ("dim_tag", "tag is in the contact-reason mapping", WARN, "unmapped_tag=refund_delay")
+    }
+    recorded = query(
+        base.env,
+        f"SELECT severity, success, sample FROM {META}.run_checks"
+        " WHERE run_id = 1 AND check_name = 'tag is in the contact-reason mapping'",
+    )
     assert recorded == [{"severity": WARN, "success": False, "sample": "unmapped_tag=refund_delay"}]
     # First build: nothing to compare volumes with.
     assert {c.table_name for c in base.first.checks if "(volume)" in c.check_name and c.result.get("skipped")} == set(
-        suites.VOLUME_TABLES)
+        suites.VOLUME_TABLES
+    )
 
 
 def test_the_base_warehouse_passes_every_check_it_can_run(base):
@@ -458,8 +603,10 @@ def _build_with_defects(base: Base, tmp_path: Path, monkeypatch, cases: list[Cas
     env = tampered_copy(base, tmp_path, [])
     env = dataclasses.replace(env, checks={**env.checks, **checks})
     _write_defects_before_the_audit(monkeypatch, [c.tamper for c in cases if c.tamper])
-    events = write_events(tmp_path / "next.csv", [
-        ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
+    events = write_events(
+        tmp_path / "next.csv",
+        [("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")],
+    )
     return env, [str(events)]
 
 
@@ -473,8 +620,10 @@ def test_a_build_whose_candidate_breaks_any_error_rule_publishes_nothing_and_say
     assert published(env) == before
     recorded = query(env, f"SELECT status, message FROM {META}.runs WHERE run_id = ?", [run.run_id])[0]
     assert recorded["status"] == "failed" and recorded["message"] == run.message
-    failing = {(r["table_name"], r["check_name"]): r for r in query(
-        env, f"SELECT * FROM {META}.run_checks WHERE run_id = ? AND NOT success", [run.run_id])}
+    failing = {
+        (r["table_name"], r["check_name"]): r
+        for r in query(env, f"SELECT * FROM {META}.run_checks WHERE run_id = ? AND NOT success", [run.run_id])
+    }
     for case in errors:
         assert failing[case.table, case.check]["severity"] == ERROR, case.id
         assert f"{case.table}: {case.check} (" in run.message, case.id
@@ -488,27 +637,36 @@ def test_a_build_whose_candidate_breaks_only_warn_rules_publishes_and_records_th
     assert run.status == "success" and published(env)["version"] == run.run_id
     failing = {(c.table_name, c.check_name): c for c in run.checks if not c.success}
     assert set(failing) == {(c.table, c.check) for c in warns}
-    stored = query(env, f"SELECT table_name, check_name, severity FROM {META}.run_checks WHERE run_id = ?"
-                        " AND NOT success", [run.run_id])
+    stored = query(
+        env,
+        f"SELECT table_name, check_name, severity FROM {META}.run_checks WHERE run_id = ? AND NOT success",
+        [run.run_id],
+    )
     assert {(r["table_name"], r["check_name"], r["severity"]) for r in stored} == {
-        (c.table, c.check, WARN) for c in warns}
+        (c.table, c.check, WARN) for c in warns
+    }
 
 
 def _incremental_build_with_defect(base: Base, folder: Path, monkeypatch, case: Case):
     """A build of one more file whose recomputed rows carry the case's defect."""
     env = tampered_copy(base, folder, [])
     _write_defects_before_the_audit(monkeypatch, [case.tamper])
-    events = write_events(folder / "next.csv", [
-        ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
+    events = write_events(
+        folder / "next.csv",
+        [("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")],
+    )
     return env, [str(events)]
 
 
 def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_audits_every_row(
-        base, tmp_path, monkeypatch):
+    base, tmp_path, monkeypatch
+):
     lifecycle, check = "fact_conversation_lifecycle", "status is OPEN, WAITING FOR CUSTOMER or CLOSED"
 
     def escalated(n: int) -> Case:
-        return Case(lifecycle, check, ERROR, lambda t: t.alter(lifecycle, f"id = {conversation(n)}", status="'ESCALATED'"))
+        return Case(
+            lifecycle, check, ERROR, lambda t: t.alter(lifecycle, f"id = {conversation(n)}", status="'ESCALATED'")
+        )
 
     # The new file's conversation (60) is recomputed, so its defect is seen and blocks publishing.
     env, files = _incremental_build_with_defect(base, tmp_path / "changed", monkeypatch, escalated(60))
@@ -530,42 +688,58 @@ def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_a
 
 
 def test_the_audit_runs_in_a_process_of_its_own_whose_errors_and_log_reach_the_build(
-        base, tmp_path, caplog, monkeypatch):
+    base, tmp_path, caplog, monkeypatch
+):
     caplog.set_level(logging.INFO, logger="convo")  # as the CLI logs
     monkeypatch.setattr(audit_worker, "worth_starting", lambda: True)  # as if GX was not imported here
     env = tampered_copy(base, tmp_path, [])
     before = published(env)
-    events = write_events(tmp_path / "next.csv", [
-        ("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")])
+    events = write_events(
+        tmp_path / "next.csv",
+        [("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")],
+    )
     misconfigured = dataclasses.replace(env, checks={"freshness_max_age_days": 1})
-    with pytest.raises(audit.ConfigError, match=re.escape("unknown [checks] settings ['freshness_max_age_days']")) as raised:
+    with pytest.raises(
+        audit.ConfigError, match=re.escape("unknown [checks] settings ['freshness_max_age_days']")
+    ) as raised:
         runner.build(misconfigured, [str(events)])
     assert "in the audit process" in str(raised.value.__cause__) and "_settings" in str(raised.value.__cause__)
     assert published(env) == before
     run = runner.build(env, [str(events)])
     assert run.status == "success"
     logged = (env.warehouse.parent / "logs" / env.name / f"run-{run.run_id:06d}.log").read_text()
-    assert "INFO convo.audit_worker: audit process: Great Expectations imported in" in logged
+    assert "INFO convo.audit.worker: audit process: Great Expectations imported in" in logged
     # The audit process shares the suites out with one more process: the environment has 2 threads.
-    assert re.search(r"INFO convo.quality.validate: validated \d+ expectations on convo_candidate in [\d.]+ s"
-                     r" by 2 processes", logged)
+    assert re.search(
+        r"INFO convo.audit.validate: validated \d+ expectations on convo_candidate in [\d.]+ s"
+        r" by 2 processes",
+        logged,
+    )
 
 
 def test_suites_shared_out_between_processes_give_what_one_process_gives(base, tmp_path):
     cases = all_cases(base)
-    env = tampered_copy(base, tmp_path, [cases["fact_conversations: user_id is found in dim_user.id"].tamper,
-                                         cases["stg_conversation_events: event is a known event type"].tamper])
+    env = tampered_copy(
+        base,
+        tmp_path,
+        [
+            cases["fact_conversations: user_id is found in dim_user.id"].tamper,
+            cases["stg_conversation_events: event is a known event type"].tamper,
+        ],
+    )
 
     def audited(processes: int) -> list[str]:
-        records = [dataclasses.asdict(r) for r in audit.run(env.warehouse, PUBLISHED, env=env, version=2,
-                                                            processes=processes)]
+        records = [
+            dataclasses.asdict(r) for r in audit.run(env.warehouse, PUBLISHED, env=env, version=2, processes=processes)
+        ]
         for r in records:
             r["result"]["expectation_config"].pop("id", None)  # GX gives each expectation a new UUID
         return sorted(json.dumps(r, sort_keys=True, default=str) for r in records)
 
     alone = audited(1)
     assert [json.loads(r)["check_name"] for r in alone if not json.loads(r)["success"]].count(
-        "user_id is found in dim_user.id") == 1
+        "user_id is found in dim_user.id"
+    ) == 1
     assert audited(3) == alone
     assert not multiprocessing.active_children()  # the forked processes have ended
 
@@ -573,28 +747,36 @@ def test_suites_shared_out_between_processes_give_what_one_process_gives(base, t
 # -- convo check -------------------------------------------------------------------------------------
 def test_convo_check_prints_each_failure_records_the_run_and_writes_data_docs(base, tmp_path, capsys):
     cases = all_cases(base)
-    broken = [cases["fact_conversations: user_id is found in dim_user.id"],
-              cases["stg_conversation_events: event is a known event type"]]
+    broken = [
+        cases["fact_conversations: user_id is found in dim_user.id"],
+        cases["stg_conversation_events: event is a known event type"],
+    ]
     env = tampered_copy(base, tmp_path, [c.tamper for c in broken])
     (tmp_path / "expectations").symlink_to(ROOT / "expectations")
     config = tmp_path / "convo.toml"
-    config.write_text(f'[defaults]\nseeds_dir = "{base.env.seeds_dir}"\nreports_dir = "reports"\n'
-                      "[defaults.checks]\nvolume_max_drop_pct = 0\nvolume_max_growth_pct = 100\n"
-                      "[environments.test]\n")
+    config.write_text(
+        f'[defaults]\nseeds_dir = "{base.env.seeds_dir}"\nreports_dir = "reports"\n'
+        "[defaults.checks]\nvolume_max_drop_pct = 0\nvolume_max_growth_pct = 100\n"
+        "[environments.test]\n"
+    )
     code = cli.main(["check", "--env", "test", "--config", str(config), "--warehouse", str(env.warehouse)])
     out = capsys.readouterr().out
     assert code == cli.EXIT_FAILED
     orphan = [line for line in out.splitlines() if "fact_conversations: user_id is found in dim_user.id" in line]
-    assert orphan == ["  [error] fact_conversations: user_id is found in dim_user.id: 1 failing"
-                      " e.g. missing_user_id=-1 n_rows=1"]
+    assert orphan == [
+        "  [error] fact_conversations: user_id is found in dim_user.id: 1 failing e.g. missing_user_id=-1 n_rows=1"
+    ]
     assert "  [warn] stg_conversation_events: event is a known event type: 1 failing e.g. customer_called" in out
     assert "  [skipped] stg_conversation_events: latest event_at is recent enough (freshness):" in out
     assert "1 error, 1 warn" in out
 
     run = query(env, f"SELECT run_id, status, message FROM {META}.runs ORDER BY run_id DESC LIMIT 1")[0]
     assert run["status"] == "failed" and "1 error-level checks failed" in run["message"]
-    stored = query(env, f"SELECT result FROM {META}.run_checks WHERE run_id = ? AND check_name = ?",
-                   [run["run_id"], "user_id is found in dim_user.id"])
+    stored = query(
+        env,
+        f"SELECT result FROM {META}.run_checks WHERE run_id = ? AND check_name = ?",
+        [run["run_id"], "user_id is found in dim_user.id"],
+    )
     results = [json.loads(r["result"]) for r in stored]
     fact = [r for r in results if r["expectation_config"]["kwargs"]["batch_id"].endswith("fact_conversations")]
     assert fact[0]["success"] is False and fact[0]["result"]["observed_value"] == 1
@@ -607,7 +789,7 @@ def test_convo_check_prints_each_failure_records_the_run_and_writes_data_docs(ba
 
 # -- machinery ---------------------------------------------------------------------------------------
 def test_gx_reads_duckdb_results_through_the_persisted_connection_shim(tmp_path):
-    """Without `convo.quality.gx_duckdb`, GX loses DuckDB results and reports no counts at all."""
+    """Without `convo.audit.gx_duckdb`, GX loses DuckDB results and reports no counts at all."""
     path = tmp_path / "tiny.duckdb"
     con = duckdb.connect(str(path))
     con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1), (NULL), (3)) AS v(x)")
@@ -627,10 +809,14 @@ def test_each_audit_process_spills_to_a_directory_of_its_own_and_removes_it(tmp_
     duckdb.connect(str(path)).close()
     spills = []
     for _ in range(2):
-        with _sql_source(_context(None), path, threads=1, memory_limit="100MB") as source:
-            with source.get_engine().connect() as connection:
-                spills.append(Path(connection.exec_driver_sql("SELECT current_setting('temp_directory')").scalar()))
-    assert spills[0] != spills[1] and all(s.parent == tmp_path and s.name.startswith("tiny.duckdb.audit-") for s in spills)
+        with (
+            _sql_source(_context(None), path, threads=1, memory_limit="100MB") as source,
+            source.get_engine().connect() as connection,
+        ):
+            spills.append(Path(connection.exec_driver_sql("SELECT current_setting('temp_directory')").scalar()))
+    assert spills[0] != spills[1] and all(
+        s.parent == tmp_path and s.name.startswith("tiny.duckdb.audit-") for s in spills
+    )
     assert not any(s.exists() for s in spills)
 
 
@@ -655,8 +841,13 @@ def test_commands_that_do_not_validate_do_not_import_great_expectations(base, tm
         "            codes.append(exit.code)\n"
         "print(json.dumps({'codes': codes, 'gx': 'great_expectations' in sys.modules}))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe, json.dumps(commands)], capture_output=True, text=True,
-                          cwd=ROOT, env={"CONVO_CONFIG": str(ROOT / "convo.toml"), "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(commands)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env={"CONVO_CONFIG": str(ROOT / "convo.toml"), "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.splitlines()[-1]) == {"codes": [0, 0, 0], "gx": False}
 
@@ -671,13 +862,15 @@ def test_a_stale_or_missing_suite_is_an_error_check(base, tmp_path):
     env = dataclasses.replace(base.env, root=root)
     records = audit.run(env.warehouse, PUBLISHED, env=env, version=2, tables=["dim_user", "dim_agent", "dim_tag"])
     assert {(r.table_name, r.check_name, r.severity) for r in records if not r.success} == {
-        ("dim_user", "expectation suite is up to date", ERROR), ("dim_agent", "expectation suite is up to date", ERROR)}
+        ("dim_user", "expectation suite is up to date", ERROR),
+        ("dim_agent", "expectation suite is up to date", ERROR),
+    }
     assert {r.table_name for r in records if r.success} == {"dim_tag"}  # stale suites do not run
 
 
 def test_the_committed_suites_are_what_the_rules_and_model_docs_give():
     stored = {p.stem: json.loads(p.read_text()) for p in (ROOT / "expectations").glob("*.json")}
-    assert stored == suites.suites(), "regenerate them: .venv/bin/python -m convo.quality.suites"
+    assert stored == suites.suites(), "regenerate them: .venv/bin/python -m convo.audit.suites"
 
 
 def test_unknown_or_invalid_check_settings_are_refused(base):

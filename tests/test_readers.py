@@ -10,12 +10,13 @@ import sys
 
 import duckdb
 import pytest
-from conftest import ROOT, make_env, query, write_events
 
-from convo import published_copy, runner
-from convo.notebook_references import kernel_environment, sample_project
+from conftest import ROOT, make_env, query, write_events
+from convo.build import runner
+from convo.engine import published_copy
+from convo.engine.store import Store
 from convo.provenance import code_version
-from convo.store import Store
+from notebook_references import kernel_environment, sample_project
 
 CONVO = [str(ROOT / ".venv" / "bin" / "convo")]
 
@@ -35,8 +36,13 @@ class Reader:
     """An analyst's session: one connection, held open until `close`."""
 
     def __init__(self, path):
-        self.process = subprocess.Popen([sys.executable, "-c", READER, str(path)], stdin=subprocess.PIPE,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", READER, str(path)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.sees()  # connected
 
     def sees(self) -> tuple[int, int, int]:
@@ -53,10 +59,15 @@ class Reader:
 
 
 def _conversation(tmp_path, name, conversation):
-    return str(write_events(tmp_path / name, [
-        ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "<m>"),
-        ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
-    ]))
+    return str(
+        write_events(
+            tmp_path / name,
+            [
+                ("2024-05-02 9:00:00", conversation, "501", "", "customer_message_received", "<m>"),
+                ("2024-05-02 9:05:00", conversation, "501", "71", "status_changed_to", "Closed"),
+            ],
+        )
+    )
 
 
 def _convo(*args, warehouse):
@@ -122,8 +133,9 @@ def _assert_copy_is_published(env):
 
 
 def _late_event(tmp_path, name, conversation, status):
-    return str(write_events(tmp_path / name, [("2024-05-02 10:00:00", conversation, "501", "71",
-                                                "status_changed_to", status)]))
+    return str(
+        write_events(tmp_path / name, [("2024-05-02 10:00:00", conversation, "501", "71", "status_changed_to", status)])
+    )
 
 
 def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_path, caplog):
@@ -134,14 +146,23 @@ def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_p
     stamp = _published(published_copy.path_of(env.warehouse))
     code = code_version(ROOT)
     assert (stamp["environment"], stamp["version"], stamp["code_commit"], stamp["code_clean"]) == (
-        "test", 1, code.commit, code.clean)
+        "test",
+        1,
+        code.commit,
+        code.clean,
+    )
     assert json.loads(stamp["config"])["retain_versions"] == 2
 
     # Each later copy starts from the one before and takes the rows that differ: changed rows
     # (a late status reopens conversation 1), new rows, both ways through rollbacks, and retention.
     steps = [
-        lambda: runner.build(env, [_late_event(tmp_path, "b.csv", "30000000000001", "Open"),
-                                   _conversation(tmp_path, "c.csv", "30000000000002")]),
+        lambda: runner.build(
+            env,
+            [
+                _late_event(tmp_path, "b.csv", "30000000000001", "Open"),
+                _conversation(tmp_path, "c.csv", "30000000000002"),
+            ],
+        ),
         lambda: runner.rollback(env),
         lambda: runner.rollback(env, to=2),
         lambda: runner.build(env, [_late_event(tmp_path, "d.csv", "30000000000002", "Waiting for customer")]),
@@ -180,7 +201,11 @@ def test_a_build_killed_after_writing_the_copy_publishes_nothing_and_the_next_on
     before = copy.read_bytes()
     process = subprocess.Popen(
         [*CONVO, "build", "--warehouse", str(env.warehouse), _conversation(tmp_path, "b.csv", "30000000000002")],
-        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, cwd=ROOT)
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=ROOT,
+    )
     for line in process.stderr:
         if "readers' copy of version 2 written" in line:
             process.send_signal(signal.SIGKILL)
@@ -212,14 +237,25 @@ def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
     shutil.copy(ROOT / "notebooks" / "10_ingest.py", project / "notebooks")
     environment = kernel_environment(project)
     warehouse = project / "warehouse" / "dev.duckdb"
-    first = subprocess.run([*CONVO, "build", _conversation(tmp_path, "a.csv", "30000000000001")], cwd=project,
-                           env=environment, capture_output=True, text=True)
+    first = subprocess.run(
+        [*CONVO, "build", _conversation(tmp_path, "a.csv", "30000000000001")],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
     assert first.returncode == 0, first.stderr
     reader = Reader(published_copy.path_of(warehouse))
     assert reader.sees() == (1, 1, 2)
 
-    run = subprocess.run([*CONVO, "run", "--date", "2024-05-02", _conversation(tmp_path, "b.csv", "30000000000002")],
-                         cwd=project, env=environment, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(
+        [*CONVO, "run", "--date", "2024-05-02", _conversation(tmp_path, "b.csv", "30000000000002")],
+        cwd=project,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert run.returncode == 0, run.stderr
     assert reader.sees() == (1, 1, 2)
     later = Reader(published_copy.path_of(warehouse))
@@ -230,7 +266,8 @@ def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
         ((command, commit, config),) = con.execute(
-            "SELECT command, code_commit, config FROM convo_meta.runs WHERE command LIKE 'run %'").fetchall()
+            "SELECT command, code_commit, config FROM convo_meta.runs WHERE command LIKE 'run %'"
+        ).fetchall()
     finally:
         con.close()
     # Inputs are recorded relative to the project, as the reports show them.

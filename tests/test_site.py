@@ -25,12 +25,15 @@ import duckdb
 import nbformat
 import pytest
 from bs4 import BeautifulSoup
-from conftest import ROOT, make_env, query
 from nbclient import NotebookClient
 
-from convo import cli, metrics, reads, runner
+from conftest import ROOT, make_env, query
+from convo import cli
+from convo.build import runner
+from convo.models import metrics
 from convo.models.registry import models, table_docs
 from convo.provenance import CodeVersion
+from convo.reports import reads
 from convo.site import SiteBuildFailed, build_html, build_site, diagrams
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -58,7 +61,9 @@ def _executed_notebook(folder: Path, warehouse: Path) -> tuple[Path, str]:
     nb = nbformat.v4.new_notebook()
     nb.cells = [
         nbformat.v4.new_markdown_cell("# Conversations per status"),
-        nbformat.v4.new_code_cell("import duckdb, uuid\nfrom convo import reads"),  # no output: readers don't see it
+        nbformat.v4.new_code_cell(
+            "import duckdb, uuid\nfrom convo.reports import reads"
+        ),  # no output: readers don't see it
         nbformat.v4.new_code_cell(
             f"con = duckdb.connect({str(warehouse)!r}, read_only=True)\n"
             "sql = 'SELECT status, count(*) FROM fact_conversation_lifecycle GROUP BY ALL ORDER BY ALL'\n"
@@ -108,8 +113,11 @@ def _columns_on_page(page: Path) -> list[tuple[str, str]]:
 
 def test_every_table_and_column_of_the_warehouse_is_on_the_site(built):
     built_columns = collections.defaultdict(list)
-    for row in query(built.env, "SELECT table_name, column_name, data_type FROM information_schema.columns"
-                                " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position"):
+    for row in query(
+        built.env,
+        "SELECT table_name, column_name, data_type FROM information_schema.columns"
+        " WHERE table_schema = 'main' ORDER BY table_name, ordinal_position",
+    ):
         built_columns[row["table_name"]].append((row["column_name"], row["data_type"]))
     assert set(table_docs()) <= set(built_columns), "every documented table is built"
     for table, columns in built_columns.items():
@@ -131,34 +139,47 @@ def test_table_page_shows_keys_checks_rows_and_samples(built):
     soup = _soup(page)
     rows = query(built.env, f"SELECT count(*) AS n FROM main.{doc.name}")[0]["n"]
     assert f"{rows:,} (published version" in _text(page)
-    keys = {tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[2].get_text(" ", strip=True)
-            for tr in soup.find("section", id="columns").find("tbody").find_all("tr")}
+    keys = {
+        tr.find_all("td")[0].get_text(strip=True): tr.find_all("td")[2].get_text(" ", strip=True)
+        for tr in soup.find("section", id="columns").find("tbody").find_all("tr")
+    }
     for column in doc.columns:
         if column.references:
             parent = column.references.split(".")[0]
             assert f"FK → {parent} . {column.references.split('.')[1]}" in keys[column.name]
             link = soup.find("section", id="columns").find("a", string=parent)
             assert link["href"].split("#")[0] == f"{parent}.html"
-    checks = query(built.env, "SELECT check_name, severity FROM convo_meta.run_checks WHERE table_name = ?"
-                              " AND run_id = (SELECT max(run_id) FROM convo_meta.run_checks)", [doc.name])
-    shown = {(tr.find_all("td")[0].get_text(strip=True), tr.find_all("td")[1].get_text(strip=True))
-             for tr in soup.find("section", id="checks").find("tbody").find_all("tr")}
+    checks = query(
+        built.env,
+        "SELECT check_name, severity FROM convo_meta.run_checks WHERE table_name = ?"
+        " AND run_id = (SELECT max(run_id) FROM convo_meta.run_checks)",
+        [doc.name],
+    )
+    shown = {
+        (tr.find_all("td")[0].get_text(strip=True), tr.find_all("td")[1].get_text(strip=True))
+        for tr in soup.find("section", id="checks").find("tbody").find_all("tr")
+    }
     assert shown == {(c["check_name"], c["severity"]) for c in checks} and shown
     sample = soup.find("section", id="sample-rows").find("tbody").find_all("tr")
     first = query(built.env, f"SELECT conversation_id, tag FROM main.{doc.name} ORDER BY ALL LIMIT 1")[0]
     assert [td.get_text(strip=True) for td in sample[0].find_all("td")[:2]] == [
-        str(first["conversation_id"]), first["tag"]]
+        str(first["conversation_id"]),
+        first["tag"],
+    ]
 
 
 def test_home_page_says_when_the_data_was_refreshed_and_whether_the_checks_passed(built):
     text = _text(built.site / "index.html")
     version = query(built.env, "SELECT max(version) AS v FROM convo_meta.versions WHERE state = 'published'")[0]["v"]
     assert f"build run {version}, finished" in text
-    latest = query(built.env, """
+    latest = query(
+        built.env,
+        """
         SELECT run_id, count(*) FILTER (NOT success AND severity = 'error') AS errors,
                count(*) FILTER (NOT success AND severity = 'warn') AS warns
         FROM convo_meta.run_checks WHERE run_id = (SELECT max(run_id) FROM convo_meta.run_checks) GROUP BY run_id
-    """)[0]
+    """,
+    )[0]
     verdict = "passed its checks" if latest["errors"] == 0 else "failed error-level checks"
     assert f"run {latest['run_id']} {verdict}" in text
     assert f"{latest['errors']} failed at error level, {latest['warns']} failed at warn level" in text
@@ -198,9 +219,12 @@ def test_home_page_links_the_reports_and_gives_the_contact_reason_answer(built):
     link = home.find("a", href=f"reports/{built.notebook.stem}.html")
     assert link is not None and link.get_text(strip=True) == "Conversations per status"
     text = _text(built.site / "index.html")
-    top = query(built.env, """
+    top = query(
+        built.env,
+        """
         SELECT tag, t.contact_reason, count(*) AS n FROM main.int_conversation_tags JOIN main.dim_tag t USING (tag)
-        GROUP BY ALL ORDER BY n DESC, tag LIMIT 1""")[0]
+        GROUP BY ALL ORDER BY n DESC, tag LIMIT 1""",
+    )[0]
     assert "Why customers contact support: Between" in text
     assert f"were {top['contact_reason']} ({top['tag']}, {top['n']} conversations" in text
     assert "The slowest reason to resolve was" in text
@@ -255,9 +279,20 @@ def test_star_erd_shows_how_agents_join_and_the_facts_measures(built):
 
 
 # Tags that load what an attribute names (SVG's <image>/<use> too); <a href> is a link, not a load.
-_LOADING = {"script": ("src",), "link": ("href",), "img": ("src", "srcset"), "source": ("src", "srcset"),
-            "iframe": ("src",), "object": ("data",), "embed": ("src",), "video": ("src", "poster"),
-            "audio": ("src",), "track": ("src",), "image": ("href", "xlink:href"), "use": ("href", "xlink:href")}
+_LOADING = {
+    "script": ("src",),
+    "link": ("href",),
+    "img": ("src", "srcset"),
+    "source": ("src", "srcset"),
+    "iframe": ("src",),
+    "object": ("data",),
+    "embed": ("src",),
+    "video": ("src", "poster"),
+    "audio": ("src",),
+    "track": ("src",),
+    "image": ("href", "xlink:href"),
+    "use": ("href", "xlink:href"),
+}
 _MODULE_IMPORT = re.compile(r"""(?:\bimport\s*\(?|\bfrom)\s*["']([^"']+)""")
 
 
@@ -320,8 +355,9 @@ def test_stakeholder_pages_give_each_ticket_tasks_criteria_and_an_honest_state(b
     for ticket in tickets:
         terms = [dt.get_text(strip=True) for dt in ticket.find_all("dt")]
         assert terms == ["Tasks", "Done when", "State"], ticket.find("h3").get_text()
-    state = {t.find("h3").get_text(strip=True).rstrip("#"): t.find_all("dd")[2].get_text(" ", strip=True)
-             for t in tickets}
+    state = {
+        t.find("h3").get_text(strip=True).rstrip("#"): t.find_all("dd")[2].get_text(" ", strip=True) for t in tickets
+    }
     assert state["1. Scope the metrics and insights"].startswith("Open.")  # its questions are unanswered
     out_of_scope = " ".join(_soup(built.site / "deployment.html").find("section", id="out-of-scope").get_text().split())
     assert all(what in out_of_scope for what in ("Training", "Pair or mob programming", "review of job configuration"))
@@ -331,8 +367,11 @@ def test_no_page_loads_anything_from_the_network(built):
     pages = sorted(built.site.rglob("*.html"))
     assert len(pages) > len(table_docs())
     problems = {str(p.relative_to(built.site)): refs for p in pages if (refs := _remote_references(p.read_text()))}
-    problems |= {str(p.relative_to(built.site)): refs for p in built.site.rglob("*.css")
-                 if (refs := _remote_in_css(p.read_text()))}
+    problems |= {
+        str(p.relative_to(built.site)): refs
+        for p in built.site.rglob("*.css")
+        if (refs := _remote_in_css(p.read_text()))
+    }
     assert problems == {}
 
 
@@ -340,9 +379,12 @@ def test_the_remote_reference_check_can_fail():
     page = """<link rel="stylesheet" href="https://cdn.example/x.css"><script src="//cdn.example/x.js"></script>
     <script type="module">import mermaid from "https://cdn.jsdelivr.net/npm/mermaid.esm.min.mjs";</script>
     <style>@font-face { src: url(https://fonts.example/f.woff2) }</style><a href="https://example.org">a link</a>"""
-    assert sorted(_remote_references(page)) == ["//cdn.example/x.js", "https://cdn.example/x.css",
-                                                "https://cdn.jsdelivr.net/npm/mermaid.esm.min.mjs",
-                                                "https://fonts.example/f.woff2"]
+    assert sorted(_remote_references(page)) == [
+        "//cdn.example/x.js",
+        "https://cdn.example/x.css",
+        "https://cdn.jsdelivr.net/npm/mermaid.esm.min.mjs",
+        "https://fonts.example/f.woff2",
+    ]
 
 
 # -- building -----------------------------------------------------------------------------------
@@ -365,8 +407,10 @@ def test_references_to_work_not_delivered_yet_are_marked_not_broken(tmp_path):
     build_html(src, out, tmp_path / "work", title="test")
     pending = _soup(out / "index.html").find_all(class_="convo-pending")
     assert [" ".join(p.get_text(" ").split()) for p in pending] == [
-        f"{name} (not in this checkout yet)", f"convo {name} (not in this checkout yet)",
-        f"{name}/ (not in this checkout yet)"]
+        f"{name} (not in this checkout yet)",
+        f"convo {name} (not in this checkout yet)",
+        f"{name}/ (not in this checkout yet)",
+    ]
 
 
 def test_convo_docs_without_a_warehouse_or_notebooks_says_so(tmp_path, capsys):
@@ -377,9 +421,11 @@ def test_convo_docs_without_a_warehouse_or_notebooks_says_so(tmp_path, capsys):
     assert capsys.readouterr().out.strip() == f"site: {site / 'index.html'}"
     # The warehouse's path relative to the project (no absolute path of this machine on the site).
     assert "Environment test has no warehouse yet (warehouse/test.duckdb): run convo build --env test" in _text(
-        site / "index.html")
+        site / "index.html"
+    )
     assert "No executed notebooks yet for environment test: run convo run --env test" in _text(
-        site / "reports" / "index.html")
+        site / "reports" / "index.html"
+    )
     page = site / "tables" / "fact_conversation_lifecycle.html"
     assert [c for c, _ in _columns_on_page(page)] == list(table_docs()["fact_conversation_lifecycle"].column_names)
     assert "Not built in this environment yet." in _text(page)
@@ -409,8 +455,15 @@ def browser():
     with sync_playwright() as p:
         chromium = p.chromium.launch(
             executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         yield chromium
         chromium.close()
@@ -445,8 +498,8 @@ def _pages(site: Path) -> list[Path]:
 
 def test_every_page_loads_without_console_errors_or_remote_requests(built, served, browsing):
     failures = {}
-    for html in _pages(built.site):
-        rel = html.relative_to(built.site).as_posix()
+    for page in _pages(built.site):
+        rel = page.relative_to(built.site).as_posix()
         browsing.errors.clear()
         response = browsing.tab.goto(urljoin(served, rel), wait_until="load")
         if response.status != 200 or browsing.errors:
@@ -492,9 +545,11 @@ def test_search_finds_a_column(served, browsing):
 def test_key_pages_render_and_are_saved_as_screenshots(served, browsing):
     page = browsing.tab
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    for path, title in (("index.html", "convo: customer-support conversations, explained"),
-                        ("data-model.html", "Data model"),
-                        ("tables/fact_conversation_lifecycle.html", "fact_conversation_lifecycle")):
+    for path, title in (
+        ("index.html", "convo: customer-support conversations, explained"),
+        ("data-model.html", "Data model"),
+        ("tables/fact_conversation_lifecycle.html", "fact_conversation_lifecycle"),
+    ):
         page.goto(urljoin(served, path))
         assert page.locator("h1").first.inner_text().rstrip("#").strip() == title
         shot = SCREENSHOTS / (Path(path).stem + ".png")

@@ -7,9 +7,10 @@ from contextlib import redirect_stdout
 
 import duckdb
 import pytest
-from conftest import ROOT, make_env
 
-from convo import published_copy, runner
+from conftest import ROOT, make_env
+from convo.build import runner
+from convo.engine import published_copy
 
 PAGE = ROOT / "site" / "use-the-data.md"
 FILE_ON_PAGE = "warehouse/prod.published.duckdb"
@@ -59,8 +60,9 @@ def test_sql_examples_answer_as_the_published_warehouse_does(sample, index):
         if "convo_meta.published" in sql:  # only the copy has it: check it against the run history
             ((environment, version, _, commit, clean),) = answer
             assert (environment, version) == ("prod", 1)
-            assert builder.execute("SELECT code_commit, code_clean FROM convo_meta.runs WHERE run_id = 1"
-                                   ).fetchall() == [(commit, clean)]
+            assert builder.execute(
+                "SELECT code_commit, code_clean FROM convo_meta.runs WHERE run_id = 1"
+            ).fetchall() == [(commit, clean)]
         else:
             assert answer == builder.execute(sql).fetchall()
             assert answer or "rejected_conversation_events" in sql, "an example that shows nothing"

@@ -42,15 +42,19 @@ def _print_checks(checks) -> None:
         print(f"  [skipped] {', '.join(tables)}: {check}: {why}")
     if checks:
         errors = sum(c.severity == "error" for c in failed)
-        print(f"  checks: {len(checks) - len(skipped):,} run, {len(failed):,} failed ({errors:,} error,"
-              f" {len(failed) - errors:,} warn), {len(skipped):,} skipped")
+        print(
+            f"  checks: {len(checks) - len(skipped):,} run, {len(failed):,} failed ({errors:,} error,"
+            f" {len(failed) - errors:,} warn), {len(skipped):,} skipped"
+        )
 
 
 def _print_run(run) -> None:
     for f in run.files:
         if f.action == "ingested":
-            print(f"  {f.path}: {f.rows_read:,} rows read = {f.rows_staged:,} staged + {f.rows_rejected:,} rejected"
-                  f" + {f.duplicates_removed:,} duplicates")
+            print(
+                f"  {f.path}: {f.rows_read:,} rows read = {f.rows_staged:,} staged + {f.rows_rejected:,} rejected"
+                f" + {f.duplicates_removed:,} duplicates"
+            )
         else:
             print(f"  {f.path}: {f.action}")
     if run.tables:
@@ -59,16 +63,19 @@ def _print_run(run) -> None:
         for t in run.tables:
             print(f"  {t.table_name:<{width}}  {t.rows:>12,}  {t.inserted:>10,}  {t.retired:>10,}  {t.seconds:7.2f}")
     _print_checks(run.checks)
-    print(f"run {run.run_id}: {run.status}" + (f" ({run.message})" if run.message else "")
-          + (f"; published version {run.published_version}" if run.published_version else ""))
+    print(
+        f"run {run.run_id}: {run.status}"
+        + (f" ({run.message})" if run.message else "")
+        + (f"; published version {run.published_version}" if run.published_version else "")
+    )
 
 
 def cmd_build(args: argparse.Namespace) -> int:
-    from convo import runner
+    from convo.build import runner
 
     env = _environment(args)
     if (args.backend or env.backend) == "pyspark":
-        from convo import spark
+        from convo.backends import spark
 
         print("\n".join(spark.build(env, args.files).summary()))
         return 0
@@ -82,7 +89,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from convo import runner
+    from convo.build import runner
 
     env = _environment(args)
     run = runner.check(env)
@@ -92,33 +99,37 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
-    from convo import runner
+    from convo.build import runner
 
     _print_run(runner.rollback(_environment(args), args.to))
     return 0
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from convo import runner
+    from convo.build import runner
     from convo.provenance import CodeVersion
 
     rows = runner.history(_environment(args), args.limit)
-    print(f"{'run':>5}  {'status':<8}  {'version':>7}  {'code':<13}  {'started (UTC)':<19}  {'seconds':>7}"
-          "  command / message")
+    print(
+        f"{'run':>5}  {'status':<8}  {'version':>7}  {'code':<13}  {'started (UTC)':<19}  {'seconds':>7}"
+        "  command / message"
+    )
     for run_id, command, started, finished, status, version, commit, clean, message in rows:
         seconds = f"{(finished - started).total_seconds():7.1f}" if finished else "      -"
         text = command + (f"  -- {message}" if message else "")
         code = CodeVersion(commit, clean).label
-        print(f"{run_id:>5}  {status:<8}  {version or '-':>7}  {code:<13}  {started:%Y-%m-%d %H:%M:%S}  {seconds}"
-              f"  {text}")
+        print(
+            f"{run_id:>5}  {status:<8}  {version or '-':>7}  {code:<13}  {started:%Y-%m-%d %H:%M:%S}  {seconds}  {text}"
+        )
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from convo import notebooks
+    from convo.reports import notebooks
 
-    report = notebooks.run(_environment(args), args.files, full_refresh=args.full_refresh, run_date=args.date,
-                           config_file=args.config)
+    report = notebooks.run(
+        _environment(args), args.files, full_refresh=args.full_refresh, run_date=args.date, config_file=args.config
+    )
     for html in sorted(report.folder.glob("*.html")):
         print(f"  {html}")
     record = f"run {report.record.run_id}" if report.record else "run (not recorded)"
@@ -138,33 +149,27 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
-    from convo.generate import generate
-
-    result = generate(
-        args.conversations, args.out, seed=args.seed, start_date=args.start_date, days=args.days,
-        daily_files=args.daily_files, late_fraction=args.late_fraction, fmt=args.format,
-        progress=lambda msg: print(msg, file=sys.stderr),
-    )
-    print(result)
-    return 0
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="convo", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log every step (DEBUG)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    b = sub.add_parser("build", help="ingest event files and build the warehouse (incremental by default)",
-                       description="Ingest EVENTS_FILEs (CSV, .csv.gz or Parquet; files or directories, names taken"
-                       " literally; default: the"
-                       " environment's inputs), recompute what they change, audit, and publish atomically.")
+    b = sub.add_parser(
+        "build",
+        help="ingest event files and build the warehouse (incremental by default)",
+        description="Ingest EVENTS_FILEs (CSV, .csv.gz or Parquet; files or directories, names taken"
+        " literally; default: the"
+        " environment's inputs), recompute what they change, audit, and publish atomically.",
+    )
     _env_options(b)
     b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
-    b.add_argument("--backend", choices=config.BACKENDS,
-                   help="engine (default: the environment's `backend`, else duckdb); pyspark runs a full build"
-                   " with Spark in local mode into Parquet folders <warehouse dir>/<env>-pyspark/<table>/:"
-                   " no versions, audits or publishing")
+    b.add_argument(
+        "--backend",
+        choices=config.BACKENDS,
+        help="engine (default: the environment's `backend`, else duckdb); pyspark runs a full build"
+        " with Spark in local mode into Parquet folders <warehouse dir>/<env>-pyspark/<table>/:"
+        " no versions, audits or publishing",
+    )
     b.add_argument("files", nargs="*", metavar="EVENTS_FILE")
     b.set_defaults(func=cmd_build)
 
@@ -182,36 +187,36 @@ def parser() -> argparse.ArgumentParser:
     h.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
     h.set_defaults(func=cmd_runs)
 
-    n = sub.add_parser("run", help="run the pipeline's notebooks in order (build, then reports) with papermill",
-                       description="Execute notebooks/NN_*.py in order: the first builds from EVENTS_FILEs (default:"
-                       " the environment's inputs), the others report on what it published. Executed notebooks and"
-                       " their HTML go to reports/<env>/<run_id>/; reports/<env>/latest points at the last success.")
+    n = sub.add_parser(
+        "run",
+        help="run the pipeline's notebooks in order (build, then reports) with papermill",
+        description="Execute notebooks/NN_*.py in order: the first builds from EVENTS_FILEs (default:"
+        " the environment's inputs), the others report on what it published. Executed notebooks and"
+        " their HTML go to reports/<env>/<run_id>/; reports/<env>/latest points at the last success.",
+    )
     _env_options(n)
-    n.add_argument("--date", type=datetime.date.fromisoformat, metavar="YYYY-MM-DD",
-                   help="logical date of the run, given to the notebooks (default: today, UTC, for an environment"
-                        " that sets checks.freshness_max_age_hours; otherwise none: ages and freshness are measured"
-                        " at the end of the data)")
+    n.add_argument(
+        "--date",
+        type=datetime.date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="logical date of the run, given to the notebooks (default: today, UTC, for an environment"
+        " that sets checks.freshness_max_age_hours; otherwise none: ages and freshness are measured"
+        " at the end of the data)",
+    )
     n.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
     n.add_argument("files", nargs="*", metavar="EVENTS_FILE")
     n.set_defaults(func=cmd_run)
 
-    d = sub.add_parser("docs", help="build the documentation site into reports/site/",
-                       description="Generate the site's pages from the model metadata and the environment's"
-                       " warehouse, add the hand-written pages of site/, and build them with Sphinx into"
-                       " reports/site/. Any broken link or reference fails the build.")
+    d = sub.add_parser(
+        "docs",
+        help="build the documentation site into reports/site/",
+        description="Generate the site's pages from the model metadata and the environment's"
+        " warehouse, add the hand-written pages of site/, and build them with Sphinx into"
+        " reports/site/. Any broken link or reference fails the build.",
+    )
     _env_options(d)
     d.set_defaults(func=cmd_docs)
 
-    g = sub.add_parser("generate", help="write realistic synthetic events in the raw format (seeded)")
-    g.add_argument("--conversations", type=int, required=True, help="number of conversations")
-    g.add_argument("--out", type=Path, required=True, help="output file (or directory with --daily-files)")
-    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
-    g.add_argument("--start-date", default="2024-01-01", help="first day (default 2024-01-01)")
-    g.add_argument("--days", type=int, default=90, help="days the conversations start over (default 90)")
-    g.add_argument("--daily-files", action="store_true", help="one file per day, with late-arriving events")
-    g.add_argument("--late-fraction", type=float, default=0.01, help="share of events arriving 1-3 days late")
-    g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="output format (default csv)")
-    g.set_defaults(func=cmd_generate)
     return p
 
 
@@ -224,9 +229,9 @@ def main(argv: list[str] | None = None) -> int:
         stream=sys.stderr,
     )
     # Messages for a person: what failed and why, no traceback (use -v for it).
-    from convo.ingest import InputError
+    from convo.build.ingest import InputError
+    from convo.engine.warehouse import WarehouseLocked
     from convo.lock import EnvironmentBusy
-    from convo.warehouse import WarehouseLocked
 
     umask = os.umask(0o077)  # the caller's, given back at the end: a command sets its environment's
     os.umask(umask)
@@ -244,8 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             raise
         if disk_full(exc):
-            print(f"convo: the disk is full: {_first_line(exc)}; the published version is as it was,"
-                  " free some space and run the command again", file=sys.stderr)
+            print(
+                f"convo: the disk is full: {_first_line(exc)}; the published version is as it was,"
+                " free some space and run the command again",
+                file=sys.stderr,
+            )
         else:
             print(f"convo: {type(exc).__name__}: {_first_line(exc)} (run with -v for the traceback)", file=sys.stderr)
         return EXIT_FAILED

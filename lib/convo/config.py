@@ -122,7 +122,7 @@ def _umask(value, where: str) -> int:
     """`umask = "077"` (octal, as the shell's umask); the owner must keep read and write."""
     text = str(value)
     if not re.fullmatch(r"0?[0-7]{3}", text):
-        raise ConfigError(f"{where}: umask {value!r} is not three octal digits such as \"077\" or \"027\"")
+        raise ConfigError(f'{where}: umask {value!r} is not three octal digits such as "077" or "027"')
     mask = int(text, 8)
     if mask & 0o600:
         raise ConfigError(f"{where}: umask {value!r} would take read or write access from the owner")

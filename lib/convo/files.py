@@ -54,8 +54,11 @@ def remove_audit_spills(warehouse: Path) -> list[Path]:
 
     Only safe while holding the environment's lock: no audit of it can be running then."""
     prefix = audit_spill_prefix(warehouse)
-    found = sorted(p for p in warehouse.parent.iterdir() if p.name.startswith(prefix) and p.is_dir()) \
-        if warehouse.parent.is_dir() else []
+    found = (
+        sorted(p for p in warehouse.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
+        if warehouse.parent.is_dir()
+        else []
+    )
     for folder in found:
         shutil.rmtree(folder)
     return found

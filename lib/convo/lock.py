@@ -6,7 +6,7 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from convo.config import ConfigError
@@ -34,7 +34,7 @@ def exclusive(warehouse: Path, environment: str, command: str) -> Iterator[None]
                 f"environment {environment!r} is busy: {holder} holds {path}; try again when it has finished"
             ) from None
         os.ftruncate(fd, 0)
-        started = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+        started = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
         os.write(fd, f"`convo {command}` (pid {os.getpid()}, started {started})".encode())
         yield
     finally:

@@ -73,8 +73,9 @@ def _post(variable: str, url: str, body: bytes) -> None:
 def _without(url: str, text: str) -> str:
     """`text` with the URL and each of its parts that could hold a token blanked out."""
     parts = urllib.parse.urlsplit(url)
-    for secret in sorted({url, parts.netloc, parts.path, parts.query, parts.fragment} - {"", "/"}, key=len,
-                         reverse=True):
+    for secret in sorted(
+        {url, parts.netloc, parts.path, parts.query, parts.fragment} - {"", "/"}, key=len, reverse=True
+    ):
         text = text.replace(secret, "<hidden>")
     return text
 

@@ -8,8 +8,8 @@ import datetime
 import ibis
 import ibis.expr.types as ir
 
-from convo import metrics
 from convo.event_window import CALENDAR_END, CALENDAR_START
+from convo.models import metrics
 from convo.models.functions import date_key
 from convo.models.registry import model
 

@@ -62,25 +62,22 @@ def int_conversation_summary(stg_conversation_events: ir.Table, int_agent_conver
     agents = int_agent_conversations.group_by("conversation_id").aggregate(
         number_involved_agents=int_agent_conversations.count()
     )
-    return (
-        summary.left_join(agents, "conversation_id")
-        .select(
-            "conversation_id",
-            "user_id",
-            status=status,
-            opened_at=summary.opened_at,
-            closed_at=closed_at,
-            last_event_at=summary.last_event_at,
-            number_involved_agents=agents.number_involved_agents.fill_null(0),
-            number_tags_assigned=summary.number_tags_assigned,
-            **{flag: summary[flag].ifelse(1, 0).cast("int32") for flag in FLAG_TAGS},
-            interaction_between_customer=summary.customer_messages + summary.agent_messages,
-            reopen_count=summary.reopen_count,
-            hours_to_resolve=seconds_between(summary.opened_at, closed_at) / 3600.0,
-            first_response_minutes=(
-                seconds_between(summary.first_customer_message_at, summary.first_agent_response_at) / 60.0
-            ),
-        )
+    return summary.left_join(agents, "conversation_id").select(
+        "conversation_id",
+        "user_id",
+        status=status,
+        opened_at=summary.opened_at,
+        closed_at=closed_at,
+        last_event_at=summary.last_event_at,
+        number_involved_agents=agents.number_involved_agents.fill_null(0),
+        number_tags_assigned=summary.number_tags_assigned,
+        **{flag: summary[flag].ifelse(1, 0).cast("int32") for flag in FLAG_TAGS},
+        interaction_between_customer=summary.customer_messages + summary.agent_messages,
+        reopen_count=summary.reopen_count,
+        hours_to_resolve=seconds_between(summary.opened_at, closed_at) / 3600.0,
+        first_response_minutes=(
+            seconds_between(summary.first_customer_message_at, summary.first_agent_response_at) / 60.0
+        ),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from convo import metrics
+from convo.models import metrics
 from convo.models.registry import model
 
 _DAY_AND_TAG = ["date_key", "tag"]

@@ -92,8 +92,10 @@ def _reject_reasons(t: ir.Table, window: tuple[datetime.datetime, datetime.datet
     earliest, latest = window
     shown = " to ".join(ts.strftime(TIMESTAMP_FORMAT) for ts in window)
     reasons = [
-        *(_reason(t[c].length() > MAX_FIELD_CHARS, f"{c} is longer than {MAX_FIELD_CHARS} characters")
-          for c in RAW_COLUMNS),
+        *(
+            _reason(t[c].length() > MAX_FIELD_CHARS, f"{c} is longer than {MAX_FIELD_CHARS} characters")
+            for c in RAW_COLUMNS
+        ),
         # NUL is no text: many tools cut a value at it, or refuse it.
         *(_reason(t[c].re_search(r"\x00"), f"{c} contains a NUL character") for c in RAW_COLUMNS),
         _reason(t._event_timestamp.isnull(), "event_timestamp is empty"),

@@ -16,11 +16,11 @@ import shutil
 import time
 from pathlib import Path
 
-from convo import reads as convo_reads
+from convo.build.seeds import TAG_CONTACT_REASONS
 from convo.config import Environment
 from convo.files import copy_contents, replace_directory
 from convo.models.registry import models, table_docs
-from convo.seeds import TAG_CONTACT_REASONS
+from convo.reports import reads as convo_reads
 from convo.shown_paths import project_path
 from convo.site import diagrams, pages, state
 
@@ -59,7 +59,8 @@ def _site_data(env: Environment) -> pages.SiteData:
     latest = env.reports_dir / env.name / "latest"
     notebook_reads = convo_reads.load(latest, tables) if latest.is_dir() else {}
     nodes, edges = diagrams.lineage_graph(
-        all_models, docs,
+        all_models,
+        docs,
         input_files=[project_path(p, env.root) for p in env.inputs],
         seed_files=[project_path(env.seeds_dir / TAG_CONTACT_REASONS, env.root)],
         notebook_reads=notebook_reads,
@@ -71,7 +72,13 @@ def _site_data(env: Environment) -> pages.SiteData:
     svgs = diagrams.render(sources, _cache_dir() / "diagrams", workers=env.threads)
     log.info("docs site: %d diagrams ready in %.1f s", len(svgs), time.perf_counter() - t0)
     return pages.SiteData(
-        env=env, repo=REPO, docs=docs, models=all_models, state=warehouse, svgs=svgs, notebook_reads=notebook_reads,
+        env=env,
+        repo=REPO,
+        docs=docs,
+        models=all_models,
+        state=warehouse,
+        svgs=svgs,
+        notebook_reads=notebook_reads,
         executed_notebooks=sorted(latest.glob("*.ipynb")) if latest.is_dir() else [],
         contact_reasons=_contact_reasons(env, warehouse),
     )
@@ -82,7 +89,7 @@ def _contact_reasons(env: Environment, warehouse: state.WarehouseState | None) -
     the published data, by week, as notebook 50 gives it with its default parameters."""
     if warehouse is None or not warehouse.published_version:
         return None
-    from convo import contact_reasons as cr
+    from convo.reports import contact_reasons as cr
 
     selection = cr.selection(env, None, None, "week")
     volume = cr.volume(env, selection)
@@ -112,10 +119,16 @@ def build_html(src: Path, out: Path, work: Path, title: str) -> None:
     warnings = io.StringIO()
     with patch_docutils(REPO), docutils_namespace():
         app = Sphinx(
-            src, REPO, fresh, work / "doctrees", "html",
+            src,
+            REPO,
+            fresh,
+            work / "doctrees",
+            "html",
             confoverrides={"html_title": title, "nitpicky": True},
-            status=None, warning=warnings,
-            freshenv=True, warningiserror=True,  # every warning fails the build, after all are reported
+            status=None,
+            warning=warnings,
+            freshenv=True,
+            warningiserror=True,  # every warning fails the build, after all are reported
         )
         app.build(force_all=True)
     if app.statuscode:

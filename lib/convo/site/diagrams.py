@@ -66,8 +66,12 @@ class Design:
 # The two designs the data-model page compares. Which fact belongs to which design is the one
 # editorial choice here; every table, column and relationship shown follows from the metadata.
 # The agent-conversation bridge is in the star: it is how a conversation reaches dim_agent.
-STAR = Design("star", "Star schema", ("fact_conversation_lifecycle", "fact_conversation_tags",
-                                      "int_agent_conversations"), ("marts",))
+STAR = Design(
+    "star",
+    "Star schema",
+    ("fact_conversation_lifecycle", "fact_conversation_tags", "int_agent_conversations"),
+    ("marts",),
+)
 EVENTS = Design("events", "Factless event fact", ("fact_conversation_events",))
 DESIGNS = (STAR, EVENTS)
 
@@ -182,8 +186,11 @@ def render(sources: Mapping[str, str], cache_dir: Path, workers: int = 2) -> dic
     # which hangs when the caller is `python -c` or stdin. Each worker loads Mermaid once.
     batches = [todo[i::workers] for i in range(min(workers, len(todo)))]
     procs = [
-        subprocess.Popen([sys.executable, "-m", __name__, *(str(svgs[n].with_suffix(".mmd")) for n in batch)],
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-m", __name__, *(str(svgs[n].with_suffix(".mmd")) for n in batch)],
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for batch in batches
     ]
     for proc in procs:

@@ -37,8 +37,7 @@ def _listed(folder: Path):
     """Files listed for a folder: not hidden, no caches, no compiled files."""
     for path in sorted(folder.rglob("*")):
         parts = path.relative_to(folder).parts
-        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in parts) \
-                and path.suffix != ".pyc":
+        if path.is_file() and not any(p.startswith(".") or p == "__pycache__" for p in parts) and path.suffix != ".pyc":
             yield path
 
 

@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import metrics, report_view
 from convo.config import Environment
+from convo.models import metrics
 from convo.models.registry import Model, TableDoc
 from convo.provenance import CodeVersion
+from convo.reports import report_view
 from convo.shown_paths import project_path, project_paths_in
 from convo.site import diagrams, links
 from convo.site import markdown as md
@@ -27,7 +28,7 @@ from convo.site.state import CheckRow, WarehouseState
 GENERATED = "_generated"  # fragments included by the hand-written pages (not pages themselves)
 REPORTING_LAYERS = ("marts", "facts", "dimensions")  # the layers stakeholders query
 # What loads the tables that no model computes (TableDoc.built_by).
-LOADERS = {"ingestion": "convo.ingest", "seed": "convo.seeds"}
+LOADERS = {"ingestion": "convo.build.ingest", "seed": "convo.build.seeds"}
 
 
 @dataclass(frozen=True)
@@ -134,15 +135,19 @@ def freshness(data: SiteData) -> str:
     build = state.run(state.published_version)
     if state.published_version:
         finished = md.timestamp(build.finished_at) if build else "(run no longer listed)"
-        lines.append(f"- **Data last refreshed:** build run {state.published_version}, finished {finished};"
-                     f" published {md.timestamp(state.published_at)}")
+        lines.append(
+            f"- **Data last refreshed:** build run {state.published_version}, finished {finished};"
+            f" published {md.timestamp(state.published_at)}"
+        )
     else:
         lines.append(f"- **Data last refreshed:** never: nothing is published yet; run {md.code('convo build')}")
     if state.runs:
         last = state.runs[0]
-        lines.append(f"- **Last run:** run {last.run_id} ({_recorded(data, last.command)}),"
-                     f" **{last.status}**, started {md.timestamp(last.started_at)}"
-                     + (f": {_recorded(data, last.message)}" if last.message else ""))
+        lines.append(
+            f"- **Last run:** run {last.run_id} ({_recorded(data, last.command)}),"
+            f" **{last.status}**, started {md.timestamp(last.started_at)}"
+            + (f": {_recorded(data, last.message)}" if last.message else "")
+        )
     checks = state.latest_checks
     if not checks:
         lines.append("- **Checks:** none recorded yet")
@@ -150,12 +155,19 @@ def freshness(data: SiteData) -> str:
     summary = _check_summary(checks)
     run_id = checks[0].run_id
     verdict = "passed its checks" if summary["error"] == 0 else "**failed** error-level checks"
-    lines.append(f"- **Checks:** run {run_id} {verdict}: {_summary_text(summary)}."
-                 " See {doc}`data quality </quality>`.")
-    admonition = "{tip}" if summary["error"] == 0 and summary["warn"] == 0 else (
-        "{warning}" if summary["error"] == 0 else "{danger}")
-    headline = (f"The last run with checks (run {run_id}) passed them all." if admonition == "{tip}" else
-                f"Run {run_id}: {summary['error']} error-level and {summary['warn']} warning-level checks failed.")
+    lines.append(
+        f"- **Checks:** run {run_id} {verdict}: {_summary_text(summary)}. See {{doc}}`data quality </quality>`."
+    )
+    admonition = (
+        "{tip}"
+        if summary["error"] == 0 and summary["warn"] == 0
+        else ("{warning}" if summary["error"] == 0 else "{danger}")
+    )
+    headline = (
+        f"The last run with checks (run {run_id}) passed them all."
+        if admonition == "{tip}"
+        else f"Run {run_id}: {summary['error']} error-level and {summary['warn']} warning-level checks failed."
+    )
     return "\n".join(lines) + "\n\n" + md.fenced(headline, admonition)
 
 
@@ -165,7 +177,8 @@ def at_a_glance(data: SiteData) -> str:
         reports_line = f"No reports yet: run {md.code(f'convo run --env {data.env.name}')}."
     else:
         reports_line = "**Latest reports:** " + " · ".join(
-            f"{{doc}}`{_role_title(_notebook_title(nb))} </reports/{nb.stem}>`" for nb in data.executed_notebooks)
+            f"{{doc}}`{_role_title(_notebook_title(nb))} </reports/{nb.stem}>`" for nb in data.executed_notebooks
+        )
     answer = data.contact_reasons or "No contact reasons yet: nothing is published."
     return f"{reports_line}\n\n**Why customers contact support:** {answer}\n"
 
@@ -184,31 +197,39 @@ def table_guide(data: SiteData) -> str:
     rows = []
     for name in data.table_names:
         doc = data.docs.get(name)
-        rows.append([
-            _table_link(data, name),
-            md.text(data.layer(name)),
-            md.prose(_first_sentence(doc.description)) if doc else "*undocumented*",
-            md.prose(doc.grain) if doc else "",
-            _rows(data, name),
-        ])
+        rows.append(
+            [
+                _table_link(data, name),
+                md.text(data.layer(name)),
+                md.prose(_first_sentence(doc.description)) if doc else "*undocumented*",
+                md.prose(doc.grain) if doc else "",
+                _rows(data, name),
+            ]
+        )
     return md.table(["Table", "Layer", "Use it for", "Grain", "Rows"], rows)
 
 
 # -- diagrams -----------------------------------------------------------------------------------
 def _diagram(key: str, svg: str, label: str, legend: str = "") -> str:
-    return md.fenced(f'<div class="convo-diagram" data-diagram="{key}" role="img" aria-label="{label}">\n'
-                     f"{svg}\n{legend}</div>", "{raw} html")
+    return md.fenced(
+        f'<div class="convo-diagram" data-diagram="{key}" role="img" aria-label="{label}">\n{svg}\n{legend}</div>',
+        "{raw} html",
+    )
 
 
 def erd(data: SiteData, design: diagrams.Design) -> str:
     tables = design.tables(data.docs)
     relationships = [
         [f"{{table}}`{t}`", md.code(c.name), _reference(c.references)]
-        for t in tables for c in data.docs[t].foreign_keys if c.references.split(".")[0] in tables
+        for t in tables
+        for c in data.docs[t].foreign_keys
+        if c.references.split(".")[0] in tables
     ]
     return (
         _diagram(design.key, data.svgs[design.key], f"{design.title}: entity-relationship diagram")
-        + "\n**Tables:** " + ", ".join(f"{{table}}`{t}`" for t in tables) + "\n\n"
+        + "\n**Tables:** "
+        + ", ".join(f"{{table}}`{t}`" for t in tables)
+        + "\n\n"
         + md.table(["Table", "Foreign key", "Refers to"], relationships)
     )
 
@@ -236,13 +257,23 @@ def _read_by(data: SiteData, name: str) -> str:
 
 
 def lineage(data: SiteData) -> str:
-    rows = [[_table_link(data, n), md.text(data.layer(n)), _reads(data, n), _read_by(data, n)]
-            for n in data.table_names]
-    note = "" if data.notebook_reads else (
-        "\nNo report notebooks yet: the tables each notebook reads are recorded while `convo run` executes it"
-        " ({src}`lib/convo/reads.py`), and appear here as the last step after the next successful run.\n")
-    return (_diagram("lineage", data.svgs["lineage"], "Lineage from input files to notebooks", _legend(data))
-            + note + "\n" + md.table(["Table", "Layer", "Reads", "Read by"], rows))
+    rows = [
+        [_table_link(data, n), md.text(data.layer(n)), _reads(data, n), _read_by(data, n)] for n in data.table_names
+    ]
+    note = (
+        ""
+        if data.notebook_reads
+        else (
+            "\nNo report notebooks yet: the tables each notebook reads are recorded while `convo run` executes it"
+            " ({src}`lib/convo/reads.py`), and appear here as the last step after the next successful run.\n"
+        )
+    )
+    return (
+        _diagram("lineage", data.svgs["lineage"], "Lineage from input files to notebooks", _legend(data))
+        + note
+        + "\n"
+        + md.table(["Table", "Layer", "Reads", "Read by"], rows)
+    )
 
 
 def _legend(data: SiteData) -> str:
@@ -250,8 +281,11 @@ def _legend(data: SiteData) -> str:
     present = {data.layer(n) for n in data.table_names} | {"inputs", "sources"}
     if data.notebook_reads:
         present.add("notebooks")
-    items = "".join(f'<span class="convo-legend-item"><span class="convo-swatch" style="background:{colour}"></span>'
-                    f"{layer}</span>" for layer, colour in diagrams.LAYER_COLOURS.items() if layer in present)
+    items = "".join(
+        f'<span class="convo-legend-item"><span class="convo-swatch" style="background:{colour}"></span>{layer}</span>'
+        for layer, colour in diagrams.LAYER_COLOURS.items()
+        if layer in present
+    )
     return f'<p class="convo-legend">{items}</p>'
 
 
@@ -273,8 +307,7 @@ def tables_index(data: SiteData) -> str:
     return (
         "# Tables\n\nEvery table published in the warehouse and every documented table, with its purpose,"
         " grain and size. Each page lists the columns, keys, checks and a few sample rows.\n\n"
-        "```{include} ../_generated/table-guide.md\n```\n\n"
-        + md.fenced(f":hidden:\n\n{entries}", "{toctree}")
+        "```{include} ../_generated/table-guide.md\n```\n\n" + md.fenced(f":hidden:\n\n{entries}", "{toctree}")
     )
 
 
@@ -302,8 +335,13 @@ def table_page(data: SiteData, name: str) -> str:
     if doc:
         out += [md.prose(doc.description), ""]
     else:
-        out += [md.fenced("This table is in the warehouse but not in the model documentation"
-                          " (lib/convo/models/*.yml): document it there.", "{warning}")]
+        out += [
+            md.fenced(
+                "This table is in the warehouse but not in the model documentation"
+                " (lib/convo/models/*.yml): document it there.",
+                "{warning}",
+            )
+        ]
     facts = [["Layer", md.text(data.layer(name))]]
     if doc:
         facts += [["Grain", md.prose(doc.grain)], ["Primary key", ", ".join(md.code(k) for k in doc.primary_key)]]
@@ -388,15 +426,21 @@ def _check_summary(checks: list[CheckRow]) -> Counter:
 
 
 def _summary_text(s: Counter) -> str:
-    return (f"{s['checks']} checks, {s['passed']} passed, {s['error']} failed at error level,"
-            f" {s['warn']} failed at warn level, {s['skipped']} skipped")
+    return (
+        f"{s['checks']} checks, {s['passed']} passed, {s['error']} failed at error level,"
+        f" {s['warn']} failed at warn level, {s['skipped']} skipped"
+    )
 
 
 def quality(data: SiteData) -> str:
-    out = ["# Data quality", "",
-           "Every table has a suite of checks. A failed **error** check stops a build from publishing;"
-           " a failed **warn** check is reported and the build publishes. The suites are stored in"
-           " {src}`expectations/` and run by {src}`lib/convo/audit.py` on every `convo build` and `convo check`.", ""]
+    out = [
+        "# Data quality",
+        "",
+        "Every table has a suite of checks. A failed **error** check stops a build from publishing;"
+        " a failed **warn** check is reported and the build publishes. The suites are stored in"
+        " {src}`expectations/` and run by {src}`lib/convo/audit.py` on every `convo build` and `convo check`.",
+        "",
+    ]
     state = data.state
     if state is None or not state.latest_checks:
         out.append("No checks recorded yet: run `convo build` or `convo check`.")
@@ -404,37 +448,72 @@ def quality(data: SiteData) -> str:
     latest = state.latest_checks
     run = state.run(latest[0].run_id)
     when = f", {_recorded(data, run.command)} started {md.timestamp(run.started_at)}" if run else ""
-    out += [f"## Latest results: run {latest[0].run_id}", "", f"Run {latest[0].run_id}{when}:"
-            f" {_summary_text(_check_summary(latest))}.", ""]
+    out += [
+        f"## Latest results: run {latest[0].run_id}",
+        "",
+        f"Run {latest[0].run_id}{when}: {_summary_text(_check_summary(latest))}.",
+        "",
+    ]
     failed = [c for c in latest if not c.success]
     if failed:
-        out += ["### Failed checks", "", md.table(
-            ["Suite", "Check", "Severity", "Failing", "Detail"],
-            [[_table_link(data, c.table_name), md.text(c.check_name), md.text(c.severity), _count(c),
-              _detail(data, c)] for c in failed])]
+        out += [
+            "### Failed checks",
+            "",
+            md.table(
+                ["Suite", "Check", "Severity", "Failing", "Detail"],
+                [
+                    [
+                        _table_link(data, c.table_name),
+                        md.text(c.check_name),
+                        md.text(c.severity),
+                        _count(c),
+                        _detail(data, c),
+                    ]
+                    for c in failed
+                ],
+            ),
+        ]
     out += ["### Results by suite", ""]
     for table in dict.fromkeys(c.table_name for c in latest):
         checks = [c for c in latest if c.table_name == table]
         s = _check_summary(checks)
-        out += [f"#### {table}", "", f"{_table_link(data, table)}: {_summary_text(s)}.", "", md.table(
-            ["Check", "Severity", "Result", "Failing", "Detail"],
-            [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)]
-             for c in checks])]
+        out += [
+            f"#### {table}",
+            "",
+            f"{_table_link(data, table)}: {_summary_text(s)}.",
+            "",
+            md.table(
+                ["Check", "Severity", "Result", "Failing", "Detail"],
+                [[md.text(c.check_name), md.text(c.severity), _result(c), _count(c), _detail(data, c)] for c in checks],
+            ),
+        ]
     out += ["## Trend over recent runs", "", _trend(data, state)]
     return "\n".join(out) + "\n"
 
 
 def _trend(data: SiteData, state: WarehouseState) -> str:
     ids = state.check_run_ids
-    chart = "![Checks failed per run](quality-trend.svg)\n\n" if len(ids) > 1 else (
-        "Only one run has recorded checks so far; the chart appears from the second.\n\n")
+    chart = (
+        "![Checks failed per run](quality-trend.svg)\n\n"
+        if len(ids) > 1
+        else ("Only one run has recorded checks so far; the chart appears from the second.\n\n")
+    )
     rows = []
     for run_id in reversed(ids):
         s = _check_summary([c for c in state.checks if c.run_id == run_id])
         run = state.run(run_id)
-        rows.append([str(run_id), _recorded(data, run.command) if run else "", md.timestamp(
-            run.started_at if run else None), str(s["checks"]), str(s["passed"]), str(s["error"]), str(s["warn"]),
-            str(s["skipped"])])
+        rows.append(
+            [
+                str(run_id),
+                _recorded(data, run.command) if run else "",
+                md.timestamp(run.started_at if run else None),
+                str(s["checks"]),
+                str(s["passed"]),
+                str(s["error"]),
+                str(s["warn"]),
+                str(s["skipped"]),
+            ]
+        )
     by_suite = []
     for table in sorted({c.table_name for c in state.checks}):
         cells = []
@@ -443,10 +522,14 @@ def _trend(data: SiteData, state: WarehouseState) -> str:
             failed = sum(not c.success for c in checks)
             cells.append("-" if not checks else f"**{failed} failed**" if failed else "ok")
         by_suite.append([md.code(table), *cells])
-    return (chart + md.table(["Run", "Command", "Started", "Checks", "Passed", "Failed (error)", "Failed (warn)",
-                              "Skipped"], rows)
-            + "\n### By suite\n\nFailed checks per suite and run (newest run first).\n\n"
-            + md.table(["Suite", *(f"run {i}" for i in reversed(ids))], by_suite))
+    return (
+        chart
+        + md.table(
+            ["Run", "Command", "Started", "Checks", "Passed", "Failed (error)", "Failed (warn)", "Skipped"], rows
+        )
+        + "\n### By suite\n\nFailed checks per suite and run (newest run first).\n\n"
+        + md.table(["Suite", *(f"run {i}" for i in reversed(ids))], by_suite)
+    )
 
 
 def trend_chart(state: WarehouseState, path: Path) -> None:
@@ -485,38 +568,89 @@ def _recorded(data: SiteData, text: str) -> str:
 
 
 def runs(data: SiteData) -> str:
-    out = ["# Runs", "", f"The run history of environment {md.text(data.env.name)}, newest first: every"
-           " command that changed or checked it (also shown by `convo runs`). It is kept in the warehouse,"
-           " schema `convo_meta`, by {src}`lib/convo/runs.py`; failed runs alert as {src}`lib/convo/notify.py`"
-           " and convo.toml say.", ""]
+    out = [
+        "# Runs",
+        "",
+        f"The run history of environment {md.text(data.env.name)}, newest first: every"
+        " command that changed or checked it (also shown by `convo runs`). It is kept in the warehouse,"
+        " schema `convo_meta`, by {src}`lib/convo/runs.py`; failed runs alert as {src}`lib/convo/notify.py`"
+        " and convo.toml say.",
+        "",
+    ]
     state = data.state
     if state is None or not state.runs:
         out.append("No runs yet: run `convo build`.")
         return "\n".join(out) + "\n"
-    out.append(md.table(
-        ["Run", "Command", "Status", "Published version", "Code", "Started", "Seconds", "Message"],
-        [[str(r.run_id), _recorded(data, r.command), f"**{r.status}**" if r.status == "failed" else r.status,
-          str(r.published_version or "-"), md.code(CodeVersion(r.code_commit, r.code_clean).label),
-          md.timestamp(r.started_at), f"{r.seconds:.1f}" if r.seconds else "-",
-          _recorded(data, r.message or "")] for r in state.runs]))
-    out += ["", "Code: the git commit the run used, `+dirty` when the checkout had uncommitted changes, `-` when"
-            " it was not a git checkout. Each run also records the configuration it used (`convo_meta.runs.config`)."]
+    out.append(
+        md.table(
+            ["Run", "Command", "Status", "Published version", "Code", "Started", "Seconds", "Message"],
+            [
+                [
+                    str(r.run_id),
+                    _recorded(data, r.command),
+                    f"**{r.status}**" if r.status == "failed" else r.status,
+                    str(r.published_version or "-"),
+                    md.code(CodeVersion(r.code_commit, r.code_clean).label),
+                    md.timestamp(r.started_at),
+                    f"{r.seconds:.1f}" if r.seconds else "-",
+                    _recorded(data, r.message or ""),
+                ]
+                for r in state.runs
+            ],
+        )
+    )
+    out += [
+        "",
+        "Code: the git commit the run used, `+dirty` when the checkout had uncommitted changes, `-` when"
+        " it was not a git checkout. Each run also records the configuration it used (`convo_meta.runs.config`).",
+    ]
     if state.run_files or state.run_tables:
         out += ["", f"## The build of the published version (run {state.published_version})", ""]
         builder = state.run(state.published_version)
         if builder is not None and builder.code_commit:
-            out += [f"Built by commit {md.code(builder.code_commit)}"
-                    f" ({'clean tree' if builder.code_clean else 'with uncommitted changes'}).", ""]
+            out += [
+                f"Built by commit {md.code(builder.code_commit)}"
+                f" ({'clean tree' if builder.code_clean else 'with uncommitted changes'}).",
+                "",
+            ]
     if state.run_files:
-        out += ["### Input files", "", md.table(
-            ["File", "Action", "Rows read", "Staged", "Rejected", "Duplicates"],
-            [[md.text(data.shown(f.path)), md.text(f.action), *(f"{n:,}" if n is not None else "-" for n in (
-                f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed))] for f in state.run_files]), ""]
+        out += [
+            "### Input files",
+            "",
+            md.table(
+                ["File", "Action", "Rows read", "Staged", "Rejected", "Duplicates"],
+                [
+                    [
+                        md.text(data.shown(f.path)),
+                        md.text(f.action),
+                        *(
+                            f"{n:,}" if n is not None else "-"
+                            for n in (f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed)
+                        ),
+                    ]
+                    for f in state.run_files
+                ],
+            ),
+            "",
+        ]
     if state.run_tables:
-        out += ["### Tables", "", md.table(
-            ["Table", "Rows", "Inserted", "Retired", "Seconds"],
-            [[_table_link(data, t.table_name), f"{t.rows:,}",
-              f"{t.inserted:,}", f"{t.retired:,}", f"{t.seconds:.2f}"] for t in state.run_tables])]
+        out += [
+            "### Tables",
+            "",
+            md.table(
+                ["Table", "Rows", "Inserted", "Retired", "Seconds"],
+                [
+                    [
+                        _table_link(data, t.table_name),
+                        f"{t.rows:,}",
+                        f"{t.inserted:,}",
+                        f"{t.retired:,}",
+                        f"{t.seconds:.2f}",
+                    ]
+                    for t in state.run_tables
+                ],
+            ),
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -524,13 +658,21 @@ def reports(data: SiteData) -> str:
     out = ["# Reports", ""]
     latest = data.env.reports_dir / data.env.name / "latest"
     if not data.executed_notebooks:
-        out.append(md.fenced(f"No executed notebooks yet for environment {md.text(data.env.name)}: run"
-                             f" {md.text(f'convo run --env {data.env.name}')}. Its reports appear here after its"
-                             " next successful run.", "{note}"))
+        out.append(
+            md.fenced(
+                f"No executed notebooks yet for environment {md.text(data.env.name)}: run"
+                f" {md.text(f'convo run --env {data.env.name}')}. Its reports appear here after its"
+                " next successful run.",
+                "{note}",
+            )
+        )
         return "\n".join(out) + "\n"
-    out += [f"The notebooks of the latest successful `convo run` of environment {md.text(data.env.name)}"
-            f" ({md.text(data.shown(latest.resolve()))}), as executed, with their outputs: they are not run again"
-            " to build this site.", ""]
+    out += [
+        f"The notebooks of the latest successful `convo run` of environment {md.text(data.env.name)}"
+        f" ({md.text(data.shown(latest.resolve()))}), as executed, with their outputs: they are not run again"
+        " to build this site.",
+        "",
+    ]
     entries = "\n".join(f"{_notebook_title(nb)} <{nb.stem}>" for nb in data.executed_notebooks)
     out.append(md.fenced(f":maxdepth: 1\n\n{entries}", "{toctree}"))
     return "\n".join(out) + "\n"
@@ -552,22 +694,44 @@ def _computed_by(data: SiteData, dotted: str) -> str:
 def metrics_page(data: SiteData) -> str:
     """Every declared metric: its definition, dimensions, and the tables, reports and charts that use it."""
     declared = metrics.declared()
-    out = ["# Metrics", "",
-           "Each number the reports and the mart show under one of these names is computed by one expression"
-           " (in {src}`lib/convo/metrics.py`), declared with its definition in {src}`lib/convo/metrics.yml`."
-           " A table, report or chart below takes it from there: none computes it its own way.", "",
-           md.table(["Metric", "Unit", "Dimensions"],
-                    [[f"[{md.text(m.label)}](#metric-{m.name.replace('_', '-')})", md.text(m.unit),
-                      md.text(", ".join(m.dimensions))] for m in declared.values()])]
+    out = [
+        "# Metrics",
+        "",
+        "Each number the reports and the mart show under one of these names is computed by one expression"
+        " (in {src}`lib/convo/models/metrics.py`), declared with its definition in {src}`lib/convo/models/metrics.yml`."
+        " A table, report or chart below takes it from there: none computes it its own way.",
+        "",
+        md.table(
+            ["Metric", "Unit", "Dimensions"],
+            [
+                [
+                    f"[{md.text(m.label)}](#metric-{m.name.replace('_', '-')})",
+                    md.text(m.unit),
+                    md.text(", ".join(m.dimensions)),
+                ]
+                for m in declared.values()
+            ],
+        ),
+    ]
     for m in declared.values():
-        rows = [["Name", md.code(m.name)], ["Unit", md.text(m.unit)],
-                ["Dimensions", md.text(", ".join(m.dimensions))],
-                ["Tables", ", ".join(_table_link(data, t) for t in m.tables) or "-"],
-                ["Reports", ", ".join(_report_link(data, r) for r in m.reports) or "-"],
-                ["Charts", ", ".join(f"“{md.text(c)}”" for c in m.charts) or "-"],
-                ["Computed by", ", ".join(_computed_by(data, c) for c in m.code)]]
-        out += ["", f"(metric-{m.name.replace('_', '-')})=", f"## {md.text(m.label)}", "", md.prose(m.definition),
-                "", md.table(["", ""], rows)]
+        rows = [
+            ["Name", md.code(m.name)],
+            ["Unit", md.text(m.unit)],
+            ["Dimensions", md.text(", ".join(m.dimensions))],
+            ["Tables", ", ".join(_table_link(data, t) for t in m.tables) or "-"],
+            ["Reports", ", ".join(_report_link(data, r) for r in m.reports) or "-"],
+            ["Charts", ", ".join(f"“{md.text(c)}”" for c in m.charts) or "-"],
+            ["Computed by", ", ".join(_computed_by(data, c) for c in m.code)],
+        ]
+        out += [
+            "",
+            f"(metric-{m.name.replace('_', '-')})=",
+            f"## {md.text(m.label)}",
+            "",
+            md.prose(m.definition),
+            "",
+            md.table(["", ""], rows),
+        ]
     return "\n".join(out) + "\n"
 
 
@@ -604,14 +768,17 @@ def source_page(repo: Path, path: str) -> str:
     """A file's text, or a folder's list of files (a folder can be large: tests/, expectations/)."""
     target = repo / path
     if target.is_dir():
-        rows = [[md.code(f.relative_to(repo).as_posix()), f"{f.stat().st_size:,}"]
-                for f in links.listed_files(repo, path)]
+        rows = [
+            [md.code(f.relative_to(repo).as_posix()), f"{f.stat().st_size:,}"] for f in links.listed_files(repo, path)
+        ]
         listing = f"# {path}\n\nThe files in this folder when the site was built.\n\n" + md.table(
-            ["File", "Bytes"], rows)
+            ["File", "Bytes"], rows
+        )
         readme = target / "README.md"
         # Shown as text: its relative links point into the repository, not into this site.
-        return listing + (f"\n## README.md\n\n{md.fenced(readme.read_text(encoding='utf-8'), 'markdown')}"
-                          if readme.is_file() else "")
+        return listing + (
+            f"\n## README.md\n\n{md.fenced(readme.read_text(encoding='utf-8'), 'markdown')}" if readme.is_file() else ""
+        )
     try:
         body = target.read_text(encoding="utf-8")
     except UnicodeDecodeError:

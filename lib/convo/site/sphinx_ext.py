@@ -23,7 +23,13 @@ from convo.site import links
 
 def _xref(env, text: str, reftype: str, target: str) -> nodes.Node:
     node = addnodes.pending_xref(
-        "", refdomain="std", reftype=reftype, reftarget=target, refexplicit=True, refwarn=True, refdoc=env.docname,
+        "",
+        refdomain="std",
+        reftype=reftype,
+        reftarget=target,
+        refexplicit=True,
+        refwarn=True,
+        refdoc=env.docname,
     )
     node += nodes.literal(text, text)
     return node

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import duckdb
 
-from convo.warehouse import META, PUBLISHED, WarehouseLocked
+from convo.engine.warehouse import META, PUBLISHED, WarehouseLocked
 
 SAMPLE_ROWS = 5
 RECENT_RUNS = 50  # runs listed on the runs page
@@ -118,8 +118,12 @@ def read(warehouse: Path, primary_keys: dict[str, tuple[str, ...]]) -> Warehouse
             raise WarehouseLocked(f"{warehouse} is open in another process: {exc}") from exc
         raise
     try:
-        meta = {name for (name,) in con.execute(
-            "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [META]).fetchall()}
+        meta = {
+            name
+            for (name,) in con.execute(
+                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [META]
+            ).fetchall()
+        }
         version, published_at = _published(con) if "versions" in meta else (0, None)
         runs = _runs(con) if "runs" in meta else ()
         return WarehouseState(
@@ -163,8 +167,11 @@ def _tables(con: duckdb.DuckDBPyConnection, primary_keys: dict[str, tuple[str, .
 
 
 def _runs(con: duckdb.DuckDBPyConnection) -> tuple[RunRow, ...]:
-    recorded = con.execute("SELECT count(*) FROM information_schema.columns WHERE table_schema = ?"
-                           " AND table_name = 'runs' AND column_name = 'code_commit'", [META]).fetchone()[0]
+    recorded = con.execute(
+        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ?"
+        " AND table_name = 'runs' AND column_name = 'code_commit'",
+        [META],
+    ).fetchone()[0]
     code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
     rows = con.execute(
         f"SELECT run_id, command, started_at, finished_at, status, message, published_version, full_refresh, {code}"

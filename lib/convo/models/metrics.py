@@ -98,10 +98,15 @@ def backlog(events: ir.Table, days: ir.Table) -> ir.Table:
     opened = events.group_by("conversation_id").aggregate(opened_at=events.event_at.min())
     ends = days.select("date", day_end=days.date.cast("timestamp") + ibis.interval(days=1))
     opened_by = ends.join(opened, opened.opened_at < ends.day_end).group_by("date").aggregate(opened=ibis._.count())
-    closed_at_end = ends.join(
-        closed_spans,
-        (closed_spans.event_at < ends.day_end) & (closed_spans.until.isnull() | (closed_spans.until >= ends.day_end)),
-    ).group_by("date").aggregate(closed=ibis._.count())
+    closed_at_end = (
+        ends.join(
+            closed_spans,
+            (closed_spans.event_at < ends.day_end)
+            & (closed_spans.until.isnull() | (closed_spans.until >= ends.day_end)),
+        )
+        .group_by("date")
+        .aggregate(closed=ibis._.count())
+    )
     rows = ends.left_join(opened_by, "date").left_join(closed_at_end, "date")
     return rows.select(ends.date, backlog=rows.opened.fill_null(0) - rows.closed.fill_null(0)).order_by("date")
 
@@ -133,7 +138,12 @@ def declared() -> dict[str, Metric]:
             raise ValueError(f"{DECLARATIONS.name}: metric {e['name']!r} has no expression in {__name__}")
         used = e.get("used_by", {})
         out[e["name"]] = Metric(
-            e["name"], e["label"], e["unit"], " ".join(e["definition"].split()), tuple(e["dimensions"]),
-            *(tuple(used.get(k, ())) for k in ("tables", "reports", "charts", "code")), expression,
+            e["name"],
+            e["label"],
+            e["unit"],
+            " ".join(e["definition"].split()),
+            tuple(e["dimensions"]),
+            *(tuple(used.get(k, ())) for k in ("tables", "reports", "charts", "code")),
+            expression,
         )
     return out

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
+from convo.engine.warehouse import META, Warehouse
 from convo.provenance import CodeVersion
-from convo.warehouse import META, Warehouse
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {META}.runs (
@@ -100,10 +100,18 @@ class RunLog:
         self.wh = warehouse
         self.wh.execute(_DDL)
 
-    def start(self, environment: str, command: str, *, full_refresh: bool = False,
-              code: CodeVersion = CodeVersion(None, None), config: dict | None = None) -> Run:
+    def start(
+        self,
+        environment: str,
+        command: str,
+        *,
+        full_refresh: bool = False,
+        code: CodeVersion | None = None,
+        config: dict | None = None,
+    ) -> Run:
         run_id = self.wh.scalar(f"SELECT coalesce(max(run_id), 0) + 1 FROM {META}.runs")
         config = config or {}
+        code = code or CodeVersion(None, None)
         self.wh.execute(
             f"INSERT INTO {META}.runs (run_id, environment, command, started_at, status, full_refresh,"
             " code_commit, code_clean, config) VALUES (?, ?, ?, now()::TIMESTAMP, 'running', ?, ?, ?, ?)",
@@ -114,8 +122,12 @@ class RunLog:
     def mark_interrupted(self) -> list[dict]:
         """Runs still 'running' when a new command holds the lock died part-way: marked failed,
         and returned (run_id, command, started_at) for the alert that says so."""
-        found = [dict(run_id=r, command=c, started_at=t) for r, c, t in self.wh.execute(
-            f"SELECT run_id, command, started_at FROM {META}.runs WHERE status = 'running' ORDER BY run_id")]
+        found = [
+            dict(run_id=r, command=c, started_at=t)
+            for r, c, t in self.wh.execute(
+                f"SELECT run_id, command, started_at FROM {META}.runs WHERE status = 'running' ORDER BY run_id"
+            )
+        ]
         self.wh.execute(
             f"UPDATE {META}.runs SET status = 'failed', message = 'interrupted: the process stopped part-way',"
             " finished_at = now()::TIMESTAMP WHERE status = 'running'"
@@ -134,8 +146,13 @@ class RunLog:
                 if not records:
                     continue
                 columns = list(asdict(records[0]))
-                rows = [[run.run_id, *(json.dumps(v, default=str) if c == "result" else v
-                                       for c, v in asdict(record).items())] for record in records]
+                rows = [
+                    [
+                        run.run_id,
+                        *(json.dumps(v, default=str) if c == "result" else v for c, v in asdict(record).items()),
+                    ]
+                    for record in records
+                ]
                 marks = ", ".join("?" * (len(columns) + 1))
                 self.wh.execute_many(
                     f"INSERT INTO {META}.{table} (run_id, {', '.join(columns)}) VALUES ({marks})", rows

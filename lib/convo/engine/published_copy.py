@@ -26,8 +26,8 @@ from pathlib import Path
 
 import duckdb
 
-from convo.store import FROM, TO, Store, visible
-from convo.warehouse import META, STORE, Warehouse
+from convo.engine.store import FROM, TO, Store, visible
+from convo.engine.warehouse import META, STORE, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,9 @@ def _remove(path: Path) -> None:
 
 def _copied_tables(wh: Warehouse) -> set[str]:
     # The alias is a constant, written into the SQL: with it as a parameter, DuckDB took 1.5 s here.
-    rows = wh.execute(f"SELECT table_name FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = 'main'")
+    rows = wh.execute(
+        f"SELECT table_name FROM duckdb_tables() WHERE database_name = '{ALIAS}' AND schema_name = 'main'"
+    )
     return {name for (name,) in rows}
 
 
@@ -67,20 +69,24 @@ def _copy_table(wh: Warehouse, name: str, cols: str, source: str, version: int) 
     wh.execute(f'CREATE TABLE {ALIAS}.main."{name}" AS SELECT {cols} FROM {source} WHERE {visible(version)}')
 
 
-def _apply_difference(wh: Warehouse, name: str, cols: str, source: str, key: tuple[str, ...],
-                      base: int, version: int) -> None:
+def _apply_difference(
+    wh: Warehouse, name: str, cols: str, source: str, key: tuple[str, ...], base: int, version: int
+) -> None:
     """Turn the copy's table from version `base` into version `version`: delete the rows only `base`
     sees (by key: a published version has one row per key, its audit checks it), insert the rows only
     `version` sees. Works both ways, for a publish and for a rollback."""
     keys = ", ".join(f'"{k}"' for k in key)
     match = " AND ".join(f'c."{k}" IS NOT DISTINCT FROM g."{k}"' for k in key)
-    wh.execute(f'DELETE FROM {ALIAS}.main."{name}" AS c USING (SELECT {keys} FROM {source}'
-               f" WHERE {_only_in(base, version)}) AS g WHERE {match}")
+    wh.execute(
+        f'DELETE FROM {ALIAS}.main."{name}" AS c USING (SELECT {keys} FROM {source}'
+        f" WHERE {_only_in(base, version)}) AS g WHERE {match}"
+    )
     wh.execute(f'INSERT INTO {ALIAS}.main."{name}" SELECT {cols} FROM {source} WHERE {_only_in(version, base)}')
 
 
-def write(wh: Warehouse, store: Store, version: int, views: Callable[[], dict[str, str]],
-          keys: dict[str, tuple[str, ...]]) -> Path:
+def write(
+    wh: Warehouse, store: Store, version: int, views: Callable[[], dict[str, str]], keys: dict[str, tuple[str, ...]]
+) -> Path:
     """Write version `version` to a new file beside the published copy and return its path.
 
     When the published copy holds the store's published version, the new file starts as a copy of

@@ -31,7 +31,9 @@ _CSS_REMOTE_IMPORT = re.compile(r"""@import\s+(url\()?\s*['"]?\s*(https?:)?//[^;
 # GX's call that fills a table in the browser: $('#ID').bootstrapTable(Object.assign({columns: [...], data: [...]
 _TABLE_SCRIPT = re.compile(
     r"\$\('#(?P<id>[\w-]+)'\)\.bootstrapTable\(\s*Object\.assign\(\s*\{\s*columns:\s*(?P<columns>\[.*?\]),\s*"
-    r"data:\s*(?P<data>\[.*?\]),\s*toolbar:", re.DOTALL)
+    r"data:\s*(?P<data>\[.*?\]),\s*toolbar:",
+    re.DOTALL,
+)
 
 OFFLINE_CSS = """\
 /* convo: GX Data Docs without their CDN stylesheets (Bootstrap, bootstrap-table, Font Awesome). */

@@ -22,15 +22,19 @@ from pathlib import Path
 
 import ibis
 
-from convo import audit, audit_worker, ingest, notify, provenance, published_copy
+from convo import notify, provenance
+from convo.audit import checks as audit
+from convo.audit import worker as audit_worker
+from convo.build import ingest
+from convo.build.seeds import load_tag_contact_reasons
 from convo.config import Environment
+from convo.engine import published_copy
+from convo.engine.state import FileRecord, Run, RunLog, TableRecord
+from convo.engine.store import FROM, Delta, Store
+from convo.engine.warehouse import CANDIDATE, CHANGES, META, PUBLISHED, STORE, WORK, Warehouse
 from convo.files import created_with, remove_audit_spills
 from convo.lock import exclusive
 from convo.models.registry import Model, models, table_docs
-from convo.runs import FileRecord, Run, RunLog, TableRecord
-from convo.seeds import load_tag_contact_reasons
-from convo.store import FROM, Delta, Store
-from convo.warehouse import CANDIDATE, CHANGES, META, PUBLISHED, STORE, WORK, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +86,15 @@ def session(env: Environment, command: str) -> Iterator[Session]:
             yield s
         except Exception as exc:
             if s is None or not s.alerted:
-                notify.send(env, {"environment": env.name, "command": command, "status": "failed",
-                                  "message": f"{type(exc).__name__}: {exc}"})
+                notify.send(
+                    env,
+                    {
+                        "environment": env.name,
+                        "command": command,
+                        "status": "failed",
+                        "message": f"{type(exc).__name__}: {exc}",
+                    },
+                )
             raise
         finally:
             if wh is not None:
@@ -93,22 +104,41 @@ def session(env: Environment, command: str) -> Iterator[Session]:
 def _alert_interrupted(env: Environment, interrupted: list[dict], command: str) -> None:
     """Runs that died part-way (killed, or the machine stopped) alert like failed runs, once:
     the command that finds them marks them failed."""
-    described = "; ".join(f"run {r['run_id']} `{r['command']}` started {r['started_at']:%Y-%m-%d %H:%M:%S} UTC"
-                          for r in interrupted)
+    described = "; ".join(
+        f"run {r['run_id']} `{r['command']}` started {r['started_at']:%Y-%m-%d %H:%M:%S} UTC" for r in interrupted
+    )
     message = f"stopped part-way, found by `convo {command}`: {described}; the next build discards what they wrote"
     log.warning("%s", message)
-    notify.send(env, {"environment": env.name, "command": command, "status": "interrupted", "message": message,
-                      "interrupted_runs": interrupted})
+    notify.send(
+        env,
+        {
+            "environment": env.name,
+            "command": command,
+            "status": "interrupted",
+            "message": message,
+            "interrupted_runs": interrupted,
+        },
+    )
 
 
 @contextlib.contextmanager
 def recorded(s: Session, command: str, *, full_refresh: bool = False) -> Iterator[Run]:
     """Record the run; on failure mark it failed, say why and alert."""
-    run = s.runs.start(s.env.name, command, full_refresh=full_refresh,
-                       code=provenance.code_version(s.env.root), config=provenance.configuration(s.env))
+    run = s.runs.start(
+        s.env.name,
+        command,
+        full_refresh=full_refresh,
+        code=provenance.code_version(s.env.root),
+        config=provenance.configuration(s.env),
+    )
     handler = _run_log_file(s.env, run)
-    log.info("run %d (%s): code %s, configuration %s", run.run_id, command, run.code.label,
-             provenance.config_digest(run.config))
+    log.info(
+        "run %d (%s): code %s, configuration %s",
+        run.run_id,
+        command,
+        run.code.label,
+        provenance.config_digest(run.config),
+    )
     t0 = time.perf_counter()
     try:
         yield run
@@ -148,8 +178,12 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
     """Files whose content is not ingested yet; the others are recorded as skipped."""
     known = {}
     if s.wh.has_table("ingested_files", STORE):
-        known = {sha: (fid, rid) for sha, fid, rid in s.wh.execute(
-            f"SELECT sha256, file_id, run_id FROM {STORE}.ingested_files WHERE _valid_to IS NULL")}
+        known = {
+            sha: (fid, rid)
+            for sha, fid, rid in s.wh.execute(
+                f"SELECT sha256, file_id, run_id FROM {STORE}.ingested_files WHERE _valid_to IS NULL"
+            )
+        }
     new, seen = [], set()
     for f in files:
         if f.sha256 in known or f.sha256 in seen:
@@ -181,8 +215,11 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         files = _new_files(s, inspected, run)
         if not files:
             return None
-        first_id = (s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
-                    if s.wh.has_table("ingested_files", STORE) else None) or 0
+        first_id = (
+            s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
+            if s.wh.has_table("ingested_files", STORE)
+            else None
+        ) or 0
         by_id = ingest.land(s.wh, files, first_id + 1)
         window = s.env.event_window.bounds(datetime.datetime.now(datetime.UTC))
         log.info("accepting events from %s to %s (event_window)", *window)
@@ -192,18 +229,47 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
         " duplicates_removed BIGINT, run_id BIGINT)"
     )
-    records = [FileRecord(fid, str(f.path), f.sha256, f.file_format, "ingested", counts[fid].rows_read,
-                          counts[fid].rows_staged, counts[fid].rows_rejected, counts[fid].duplicates_removed)
-               for fid, f in by_id.items()]
+    records = [
+        FileRecord(
+            fid,
+            str(f.path),
+            f.sha256,
+            f.file_format,
+            "ingested",
+            counts[fid].rows_read,
+            counts[fid].rows_staged,
+            counts[fid].rows_rejected,
+            counts[fid].duplicates_removed,
+        )
+        for fid, f in by_id.items()
+    ]
     s.wh.execute_many(
         f"INSERT INTO {WORK}.batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [[r.file_id, r.path, r.sha256, r.file_format, r.rows_read, r.rows_staged, r.rows_rejected,
-          r.duplicates_removed, run.run_id] for r in records],
+        [
+            [
+                r.file_id,
+                r.path,
+                r.sha256,
+                r.file_format,
+                r.rows_read,
+                r.rows_staged,
+                r.rows_rejected,
+                r.duplicates_removed,
+                run.run_id,
+            ]
+            for r in records
+        ],
     )
     for r in records:
         run.files.append(r)
-        log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", r.path, r.rows_read,
-                 r.rows_staged, r.rows_rejected, r.duplicates_removed)
+        log.info(
+            "%s: %d rows read = %d staged + %d rejected + %d duplicates",
+            r.path,
+            r.rows_read,
+            r.rows_staged,
+            r.rows_rejected,
+            r.duplicates_removed,
+        )
     return Delta(sum(c.rows_staged for c in counts.values()), 0, "batch_events")
 
 
@@ -217,8 +283,9 @@ def _staged_events_reader(s: Session):
         return None
 
     def read(conversations: str) -> ibis.Table:
-        s.store.snapshot(STAGED, f"old_{STAGED}",
-                         f'conversation_id IN (SELECT conversation_id FROM {WORK}."{conversations}")')
+        s.store.snapshot(
+            STAGED, f"old_{STAGED}", f'conversation_id IN (SELECT conversation_id FROM {WORK}."{conversations}")'
+        )
         return s.wh.table(f"old_{STAGED}", WORK)
 
     return read
@@ -236,7 +303,8 @@ def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool)
         return ALL
     parts = [
         f'SELECT "{col}" AS value FROM {WORK}."{deltas[i].table}" WHERE "{col}" IS NOT NULL'
-        for i in changed for col in m.scope[i]
+        for i in changed
+        for col in m.scope[i]
     ]
     name = f"touched_{m.name}"
     s.wh.materialize(name, "SELECT DISTINCT value FROM (" + " UNION ALL ".join(parts) + ")")
@@ -285,8 +353,11 @@ def _view_sql(s: Session, m: Model, schema: str) -> str:
 
 def _unqualified_view_sql(s: Session) -> dict[str, str]:
     """The SQL of each view model over unqualified tables of the current catalog and schema."""
-    return {m.name: s.wh.compile(m.fn(**{i: s.wh.con.table(i) for i in m.inputs}))
-            for m in models().values() if m.materialized == "view"}
+    return {
+        m.name: s.wh.compile(m.fn(**{i: s.wh.con.table(i) for i in m.inputs}))
+        for m in models().values()
+        if m.materialized == "view"
+    }
 
 
 def _write_copy(s: Session, version: int) -> Path:
@@ -294,8 +365,12 @@ def _write_copy(s: Session, version: int) -> Path:
     t0 = time.perf_counter()
     keys = {name: doc.primary_key for name, doc in table_docs().items()}
     written = published_copy.write(s.wh, s.store, version, lambda: _unqualified_view_sql(s), keys)
-    log.info("readers' copy of version %d written (%.0f MB) in %.2f s", version,
-             written.stat().st_size / 2**20, time.perf_counter() - t0)
+    log.info(
+        "readers' copy of version %d written (%.0f MB) in %.2f s",
+        version,
+        written.stat().st_size / 2**20,
+        time.perf_counter() - t0,
+    )
     return written
 
 
@@ -359,13 +434,16 @@ def _build_model(
         delta = s.store.insert(m.name, s.wh.compile(expr), run.run_id)  # no copy: nothing to compare with
     else:
         s.wh.materialize(f"new_{m.name}", expr)
-        delta = s.store.merge(m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter,
-                              version=run.run_id, old=old)
+        delta = s.store.merge(
+            m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id, old=old
+        )
     deltas[m.name] = delta
     seconds = time.perf_counter() - t0
     rows = s.store.live_count(m.name)
     run.tables.append(TableRecord(m.name, rows, delta.inserted, delta.retired, seconds))
-    scope = "all partitions" if touched == ALL else f"{s.wh.scalar(f'SELECT count(*) FROM {WORK}.{touched}')} partitions"
+    scope = (
+        "all partitions" if touched == ALL else f"{s.wh.scalar(f'SELECT count(*) FROM {WORK}.{touched}')} partitions"
+    )
     log.info("%s: %d rows (+%d -%d) from %s in %.2f s", m.name, rows, delta.inserted, delta.retired, scope, seconds)
     return touched
 
@@ -421,7 +499,8 @@ def _stage_changes(s: Session, written: Written, version: int) -> bool:
             if all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i)) for i in m.inputs):
                 # Its inputs' changed rows are copied already: compute it from them.
                 source = f"SELECT * FROM ({_view_sql(s, m, CHANGES)})"
-            rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE "{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
+            in_touched = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
+            rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE {in_touched}'
         # Tables, not views: each check then reads the few changed rows, not the table around them.
         s.wh.execute(f"CREATE {rows}")
     return True
@@ -446,8 +525,11 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
     names = list(inputs) if inputs else list(env.inputs)
     command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in names)
-    with (audit_worker.for_build() as auditor, session(env, "build") as s,
-          recorded(s, command, full_refresh=full_refresh) as run):
+    with (
+        audit_worker.for_build() as auditor,
+        session(env, "build") as s,
+        recorded(s, command, full_refresh=full_refresh) as run,
+    ):
         listing = ingest.expand(names)
         if not listing.files and not full_refresh:  # a full refresh may rebuild from the staged events alone
             raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")
@@ -467,8 +549,14 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
         scoped = _stage_changes(s, written, run.run_id)
         log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
         with s.wh.released():
-            run.checks = auditor.run(env.warehouse, CANDIDATE, env=env, version=run.run_id, run_id=run.run_id,
-                                     rows_schema=CHANGES if scoped else None)
+            run.checks = auditor.run(
+                env.warehouse,
+                CANDIDATE,
+                env=env,
+                version=run.run_id,
+                run_id=run.run_id,
+                rows_schema=CHANGES if scoped else None,
+            )
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
             with s.wh.transaction():
@@ -535,4 +623,3 @@ def history(env: Environment, limit: int = 20) -> list[tuple]:
         )
     finally:
         wh.close()
-

@@ -7,7 +7,7 @@ data. The test suite runs `pytest --nbval` on copies of these references in anot
 project and fails when any compared output differs. After an intended change to a model, a
 notebook or the reporting code, regenerate them and review the diff:
 
-    .venv/bin/python -m convo.notebook_references
+    .venv/bin/python tools/notebook_references.py
 
 The references keep only what nbval compares: no image data and no output of the cells tagged
 `nbval-ignore-output` (run ids, times, paths), which would only make every refresh a diff.
@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from convo.config import CONFIG_NAME
-from convo.notebooks import KERNEL, NOTEBOOKS_DIR, discover, read_notebook
+from convo.reports.notebooks import KERNEL, NOTEBOOKS_DIR, discover, read_notebook
 
 REFERENCE_DIR = Path(NOTEBOOKS_DIR) / "reference"
 # What an environment reads from the project root besides its config: seeds and expectation suites.
@@ -90,8 +90,9 @@ def refresh(root: Path) -> list[Path]:
         for source in discover(root / NOTEBOOKS_DIR):
             nb = read_notebook(source)
             # Same kernel, working directory and environment as the nbval run in the tests.
-            NotebookClient(nb, kernel_name=KERNEL, timeout=600, record_timing=False,
-                           resources={"metadata": {"path": str(cwd)}}).execute()
+            NotebookClient(
+                nb, kernel_name=KERNEL, timeout=600, record_timing=False, resources={"metadata": {"path": str(cwd)}}
+            ).execute()
             target = root / REFERENCE_DIR / f"{source.stem}.ipynb"
             nbformat.write(_comparable(nb), target)
             written.append(target)

@@ -32,10 +32,11 @@ def of_sql(con: duckdb.DuckDBPyConnection, sql: str) -> set[str]:
 def _without_parameters(sql: str) -> str:
     """`sql` with each `?` placeholder read as NULL: DuckDB cannot list the tables of a statement
     that has parameters. The tokenizer tells a placeholder from a `?` inside a string."""
-    placeholders = [start for start, kind in duckdb.tokenize(sql)
-                    if kind == duckdb.token_type.operator and sql[start] == "?"]
+    placeholders = [
+        start for start, kind in duckdb.tokenize(sql) if kind == duckdb.token_type.operator and sql[start] == "?"
+    ]
     for start in reversed(placeholders):
-        sql = f"{sql[:start]}NULL{sql[start + 1:]}"
+        sql = f"{sql[:start]}NULL{sql[start + 1 :]}"
     return sql
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import ibis
 
-from convo.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
+from convo.engine.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
 
 FROM, TO = "_valid_from", "_valid_to"
 LOAD_TIME = "updated_at"
@@ -80,7 +80,8 @@ class Store:
             self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {FROM} > {version}')
             self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = NULL WHERE {TO} > {version}')
         self.wh.execute(
-            f"UPDATE {META}.versions SET state = 'discarded', changed_at = now() WHERE version > ? AND state <> 'discarded'",
+            f"UPDATE {META}.versions SET state = 'discarded', changed_at = now()"
+            " WHERE version > ? AND state <> 'discarded'",
             [version],
         )
 
@@ -183,15 +184,20 @@ class Store:
         )
         # Every live row with a changed or vanished key is retired (a key lies in one partition, so in `old`).
         match = " AND ".join(f'o."{k}" IS NOT DISTINCT FROM r."{k}"' for k in key)
-        self.wh.execute(f"CREATE OR REPLACE TEMP TABLE {retired_rows} AS SELECT o.{ROW} FROM {old} AS o"
-                        f" SEMI JOIN (SELECT * FROM {diff} WHERE _change < 0) AS r ON {match}")
-        self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = {version} WHERE rowid IN (SELECT {ROW} FROM {retired_rows})')
+        self.wh.execute(
+            f"CREATE OR REPLACE TEMP TABLE {retired_rows} AS SELECT o.{ROW} FROM {old} AS o"
+            f" SEMI JOIN (SELECT * FROM {diff} WHERE _change < 0) AS r ON {match}"
+        )
+        self.wh.execute(
+            f'UPDATE {STORE}."{name}" SET {TO} = {version} WHERE rowid IN (SELECT {ROW} FROM {retired_rows})'
+        )
         self.wh.execute(
             f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM'
             f" (SELECT *, unnest(range(_change)) FROM {diff} WHERE _change > 0)"
         )
         inserted, retired = self.wh.execute(
-            f"SELECT coalesce(sum(_change) FILTER (_change > 0), 0), coalesce(-sum(_change) FILTER (_change < 0), 0) FROM {diff}"
+            "SELECT coalesce(sum(_change) FILTER (_change > 0), 0),"
+            f" coalesce(-sum(_change) FILTER (_change < 0), 0) FROM {diff}"
         )[0]
         return Delta(inserted, retired, f"{new}_diff", snapshot=old_name, retired_rows=f"{new}_retired")
 
@@ -202,7 +208,8 @@ class Store:
         zone maps find them without a scan of the whole table."""
         cols = ", ".join(f'"{c}"' for c in self.model_columns(name))
         return (
-            f'SELECT {cols} FROM {WORK}."{delta.snapshot}" WHERE {ROW} NOT IN (SELECT {ROW} FROM {WORK}."{delta.retired_rows}")'
+            f'SELECT {cols} FROM {WORK}."{delta.snapshot}"'
+            f' WHERE {ROW} NOT IN (SELECT {ROW} FROM {WORK}."{delta.retired_rows}")'
             f' UNION ALL SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version} AND {TO} IS NULL'
         )
 
@@ -251,7 +258,8 @@ class Store:
         for name in self.physical_tables():
             self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {TO} IS NOT NULL AND {TO} <= {oldest_kept}')
         self.wh.execute(
-            f"UPDATE {META}.versions SET state = 'expired', changed_at = now() WHERE version < ? AND state = 'published'",
+            f"UPDATE {META}.versions SET state = 'expired', changed_at = now()"
+            " WHERE version < ? AND state = 'published'",
             [oldest_kept],
         )
         return expired

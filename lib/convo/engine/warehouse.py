@@ -84,7 +84,9 @@ class Warehouse:
         int64, and a stored table must keep one type whatever the path that wrote it.
         """
         self.con._run_pre_execute_hooks(expr)  # ibis's own step before executing; public API has none
-        typed = ", ".join(f'CAST("{name}" AS {DuckDBType.to_string(t)}) AS "{name}"' for name, t in expr.schema().items())
+        typed = ", ".join(
+            f'CAST("{name}" AS {DuckDBType.to_string(t)}) AS "{name}"' for name, t in expr.schema().items()
+        )
         return f"SELECT {typed} FROM ({self.con.compile(expr)})"
 
     def has_table(self, name: str, schema: str) -> bool:

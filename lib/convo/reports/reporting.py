@@ -29,13 +29,15 @@ from IPython.display import Image, Markdown, display
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from convo import config, escape, metrics, readable, reads
-from convo.audit import ERROR, WARN
+from convo import config, escape
+from convo.audit.checks import ERROR, WARN
 from convo.config import Environment
+from convo.engine.state import CheckRecord, FileRecord, Run, TableRecord
+from convo.engine.warehouse import META
+from convo.models import metrics
 from convo.models.registry import table_docs
-from convo.runs import CheckRecord, FileRecord, Run, TableRecord
+from convo.reports import readable, reads
 from convo.shown_paths import project_path, project_paths_in
-from convo.warehouse import META
 
 # Buckets for the time-to-resolution chart, in hours: (label, upper bound).
 RESOLUTION_BUCKETS = (("< 1 h", 1), ("1-4 h", 4), ("4-24 h", 24), ("1-3 days", 72), ("> 3 days", float("inf")))
@@ -87,7 +89,7 @@ def query(env: Environment, sql: str, params: list | None = None) -> pd.DataFram
 def compute(env: Environment, expression: Callable[[BaseBackend], ir.Table]) -> pd.DataFrame:
     """Rows of the Ibis expression `expression(con)` builds on the warehouse, read-only, closed at once.
 
-    The metrics (`convo.metrics`) are Ibis expressions, so the reports that show one build it here
+    The metrics (`convo.models.metrics`) are Ibis expressions, so the reports that show one build it here
     rather than write their own SQL for it.
     """
     con = ibis.duckdb.connect(_existing_warehouse(env), read_only=True)
@@ -107,8 +109,8 @@ def _relative(env: Environment, path: str) -> str:
 
 # -- runs -------------------------------------------------------------------------------------
 def build(env: Environment, inputs: list[str], full_refresh: bool) -> Run:
-    """Run the build (`convo.runner.build`); on a failed audit show the failing checks, then fail."""
-    from convo import runner  # the store, ingestion and audit worker: only the notebook that builds pays for them
+    """Run the build (`convo.build.runner.build`); on a failed audit show the failing checks, then fail."""
+    from convo.build import runner  # the store, ingestion and audit worker: only the notebook that builds pays for them
 
     try:
         return runner.build(env, list(inputs) or None, full_refresh=full_refresh)
@@ -130,9 +132,15 @@ def load_run(env: Environment, run_id: int) -> Run:
     if row.empty:
         raise ValueError(f"environment {env.name!r} has no run {run_id}")
     r = row.iloc[0]
-    run = Run(int(r.run_id), r.environment, r.command, bool(r.full_refresh), r.status,
-              r.message if pd.notna(r.message) else None,
-              int(r.published_version) if pd.notna(r.published_version) else None)
+    run = Run(
+        int(r.run_id),
+        r.environment,
+        r.command,
+        bool(r.full_refresh),
+        r.status,
+        r.message if pd.notna(r.message) else None,
+        int(r.published_version) if pd.notna(r.published_version) else None,
+    )
     run.files = _records(env, FileRecord, "run_files", run_id, "file_id NULLS LAST, path")
     run.tables = _records(env, TableRecord, "run_tables", run_id, "table_name")
     run.checks = _records(env, CheckRecord, "run_checks", run_id, "table_name, check_name")
@@ -171,9 +179,15 @@ def table_changes(run: Run, *layers: str) -> pd.DataFrame | Markdown:
     """Rows of each table of `layers` after the run, and how many rows it inserted and retired."""
     docs = table_docs()
     rows = [
-        {"table": t.table_name, "layer": docs[t.table_name].layer, "rows": t.rows, "inserted": t.inserted,
-         "retired": t.retired}
-        for t in run.tables if docs[t.table_name].layer in layers
+        {
+            "table": t.table_name,
+            "layer": docs[t.table_name].layer,
+            "rows": t.rows,
+            "inserted": t.inserted,
+            "retired": t.retired,
+        }
+        for t in run.tables
+        if docs[t.table_name].layer in layers
     ]
     if not rows:
         return Markdown(f"Run {run.run_id} changed no {' or '.join(layers)} table.")
@@ -197,18 +211,24 @@ def headline_build(run: Run) -> Markdown:
     return Markdown(
         f"**In short:** this run read **{len(read):,}** new file(s), **{total('rows_read'):,}** rows:"
         f" **{total('rows_staged'):,}** staged, **{total('rows_rejected'):,}** rejected (listed below with their"
-        f" reasons) and **{total('duplicates_removed'):,}** exact duplicates kept once.")
+        f" reasons) and **{total('duplicates_removed'):,}** exact duplicates kept once."
+    )
 
 
 def headline_dimensions(env: Environment) -> Markdown:
     """How many users, agents and tags the warehouse knows, and the calendar it covers."""
-    r = query(env, "SELECT (SELECT count(*) FROM dim_user) AS users, (SELECT count(*) FROM dim_agent) AS agents,"
-                   " (SELECT count(*) FROM dim_tag) AS tags,"
-                   " (SELECT count(*) FROM dim_tag WHERE category = 'unmapped') AS unmapped,"
-                   " (SELECT min(date) FROM dim_date) AS first, (SELECT max(date) FROM dim_date) AS last").iloc[0]
-    return Markdown(f"**In short:** **{r.users:,}** customers, **{r.agents:,}** agents and **{r.tags:,}** tags"
-                    f" ({r.unmapped:,} without a contact reason), over a calendar from"
-                    f" {pd.Timestamp(r['first']):%Y-%m-%d} to {pd.Timestamp(r['last']):%Y-%m-%d}.")
+    r = query(
+        env,
+        "SELECT (SELECT count(*) FROM dim_user) AS users, (SELECT count(*) FROM dim_agent) AS agents,"
+        " (SELECT count(*) FROM dim_tag) AS tags,"
+        " (SELECT count(*) FROM dim_tag WHERE category = 'unmapped') AS unmapped,"
+        " (SELECT min(date) FROM dim_date) AS first, (SELECT max(date) FROM dim_date) AS last",
+    ).iloc[0]
+    return Markdown(
+        f"**In short:** **{r.users:,}** customers, **{r.agents:,}** agents and **{r.tags:,}** tags"
+        f" ({r.unmapped:,} without a contact reason), over a calendar from"
+        f" {pd.Timestamp(r['first']):%Y-%m-%d} to {pd.Timestamp(r['last']):%Y-%m-%d}."
+    )
 
 
 def headline_facts(env: Environment, on: datetime.date) -> Markdown:
@@ -216,14 +236,22 @@ def headline_facts(env: Environment, on: datetime.date) -> Markdown:
     first, last = query(env, "SELECT min(opened_at) AS a, max(opened_at) AS b FROM fact_conversation_lifecycle").iloc[0]
     r = resolution(env).value
     backlog = backlog_on(env, on).data
-    hours = (f"half of the closed ones within **{r.median_hours_to_resolve:,} h**, nine in ten within"
-             f" **{r.p90_hours_to_resolve:,} h**" if pd.notna(r.median_hours_to_resolve) else "none closed yet")
-    reopened = (f"Of the closed conversations, **{r.reopen_rate:.0%}** were reopened at least once"
-                if pd.notna(r.reopen_rate) else "No conversation is closed yet, so there is no reopen rate")
+    hours = (
+        f"half of the closed ones within **{r.median_hours_to_resolve:,} h**, nine in ten within"
+        f" **{r.p90_hours_to_resolve:,} h**"
+        if pd.notna(r.median_hours_to_resolve)
+        else "none closed yet"
+    )
+    reopened = (
+        f"Of the closed conversations, **{r.reopen_rate:.0%}** were reopened at least once"
+        if pd.notna(r.reopen_rate)
+        else "No conversation is closed yet, so there is no reopen rate"
+    )
     return Markdown(
         f"**In short:** from {pd.Timestamp(first):%Y-%m-%d} to {pd.Timestamp(last):%Y-%m-%d},"
         f" **{r.conversations:,}** conversations opened and **{r.closed:,}** are closed: {hours}."
-        f" {reopened}. {backlog}")
+        f" {reopened}. {backlog}"
+    )
 
 
 def headline_quality(run: Run) -> Markdown:
@@ -231,15 +259,21 @@ def headline_quality(run: Run) -> Markdown:
     df = _check_rows(run)
     failed = df[df.result == "FAILED"]
     errors, warns = (failed.severity == ERROR).sum(), (failed.severity == WARN).sum()
-    verdict = "every check that ran passed" if failed.empty else (
-        f"**{errors}** error-level and **{warns}** warning-level check(s) failed")
-    return Markdown(f"**In short:** the build ran **{len(df) - (df.result == 'skipped').sum():,}** checks before"
-                    f" publishing and {verdict}; {(df.result == 'skipped').sum():,} were skipped (see why below).")
+    verdict = (
+        "every check that ran passed"
+        if failed.empty
+        else (f"**{errors}** error-level and **{warns}** warning-level check(s) failed")
+    )
+    return Markdown(
+        f"**In short:** the build ran **{len(df) - (df.result == 'skipped').sum():,}** checks before"
+        f" publishing and {verdict}; {(df.result == 'skipped').sum():,} were skipped (see why below)."
+    )
 
 
 # -- charts -----------------------------------------------------------------------------------
-def _chart(draw: Callable[[Axes], None], *, title: str, xlabel: str, ylabel: str, size=(9, 3.6),
-           grid: str = "y") -> Image:
+def _chart(
+    draw: Callable[[Axes], None], *, title: str, xlabel: str, ylabel: str, size=(9, 3.6), grid: str = "y"
+) -> Image:
     """A static PNG (no pyplot state, so it is shown once, in the notebook and its HTML copy)."""
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     ax = fig.subplots()
@@ -255,8 +289,14 @@ def _stacked_bars(ax: Axes, table: pd.DataFrame, colours: dict | None = None, wi
     """One bar per index value, one coloured segment per column."""
     bottom = pd.Series(0, index=table.index)
     for column in table.columns:
-        ax.bar(table.index, table[column], width, bottom=bottom, label=escape.matplotlib(column),
-               color=(colours or {}).get(column))
+        ax.bar(
+            table.index,
+            table[column],
+            width,
+            bottom=bottom,
+            label=escape.matplotlib(column),
+            color=(colours or {}).get(column),
+        )
         bottom += table[column]
     ax.legend(fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
 
@@ -265,8 +305,17 @@ def _stacked_bars(ax: Axes, table: pd.DataFrame, colours: dict | None = None, wi
 def files_read(env: Environment, run: Run) -> pd.DataFrame:
     """Each input file of the run: what happened to it and where every row went."""
     df = pd.DataFrame(
-        [{"file": _relative(env, f.path), "action": f.action, "rows read": f.rows_read, "staged": f.rows_staged,
-          "rejected": f.rows_rejected, "duplicates removed": f.duplicates_removed} for f in run.files],
+        [
+            {
+                "file": _relative(env, f.path),
+                "action": f.action,
+                "rows read": f.rows_read,
+                "staged": f.rows_staged,
+                "rejected": f.rows_rejected,
+                "duplicates removed": f.duplicates_removed,
+            }
+            for f in run.files
+        ],
         columns=["file", "action", "rows read", "staged", "rejected", "duplicates removed"],
     )
     return df.sort_values("file", ignore_index=True)
@@ -297,16 +346,21 @@ def rejected_rows(env: Environment, run: Run) -> pd.DataFrame | Markdown:
 def _staged_by_this_run(env: Environment, run: Run, select: str, group: str | None = None) -> pd.DataFrame:
     """An aggregate over the events first read from this run's files."""
     grouping = f" GROUP BY {group} ORDER BY {group}" if group else ""
-    return query(env, f"SELECT {select} FROM stg_conversation_events WHERE list_contains(?, file_seq){grouping}",
-                 [_ingested_ids(run)])
+    return query(
+        env,
+        f"SELECT {select} FROM stg_conversation_events WHERE list_contains(?, file_seq){grouping}",
+        [_ingested_ids(run)],
+    )
 
 
 def staged_by_event(env: Environment, run: Run) -> pd.DataFrame | Markdown:
     """Events this run staged, by event type: how many, in how many conversations, from when to when."""
     if not _ingested_ids(run):
         return Markdown("This run read no new file, so it staged nothing.")
-    measures = ("count(*) AS events, count(DISTINCT conversation_id) AS conversations,"
-                " min(event_at) AS first_event_at, max(event_at) AS last_event_at")
+    measures = (
+        "count(*) AS events, count(DISTINCT conversation_id) AS conversations,"
+        " min(event_at) AS first_event_at, max(event_at) AS last_event_at"
+    )
     by_event = _staged_by_this_run(env, run, f"event, {measures}", "event")
     total = _staged_by_this_run(env, run, f"'(all)' AS event, {measures}")
     return pd.concat([by_event, total], ignore_index=True)
@@ -318,8 +372,12 @@ def chart_staged_per_day(env: Environment, run: Run) -> Image | Markdown:
         return Markdown("No chart: this run staged nothing.")
     df = _staged_by_this_run(env, run, "event_at::DATE AS day, event, count(*) AS events", "day, event")
     table = df.pivot(index="day", columns="event", values="events").fillna(0)
-    return _chart(lambda ax: _stacked_bars(ax, table), title="Events staged by this run, per day and event type",
-                  xlabel="event date (UTC)", ylabel="events")
+    return _chart(
+        lambda ax: _stacked_bars(ax, table),
+        title="Events staged by this run, per day and event type",
+        xlabel="event date (UTC)",
+        ylabel="events",
+    )
 
 
 # -- 2. dimensions ----------------------------------------------------------------------------
@@ -355,8 +413,13 @@ def agents(env: Environment) -> pd.DataFrame:
 def chart_agent_workload(env: Environment) -> Image:
     """Conversations handled per agent."""
     df = agents(env).iloc[::-1]  # busiest at the top of a horizontal bar chart
-    return _chart(lambda ax: ax.barh(df.agent_id.astype(str), df.conversations_handled, color="#1f77b4"),
-                  title="Conversations handled per agent", xlabel="conversations", ylabel="agent id", grid="x")
+    return _chart(
+        lambda ax: ax.barh(df.agent_id.astype(str), df.conversations_handled, color="#1f77b4"),
+        title="Conversations handled per agent",
+        xlabel="conversations",
+        ylabel="agent id",
+        grid="x",
+    )
 
 
 def tags(env: Environment) -> pd.DataFrame:
@@ -375,8 +438,10 @@ def unmapped_tags(env: Environment) -> Markdown:
     if df.empty:
         return Markdown("Every tag seen in the events has a contact reason.")
     names = ", ".join(escape.markdown(t) for t in df.tag)
-    return Markdown(f"**{len(df)} tag(s) without a contact reason:** {names}. "
-                    "Add them to `seeds/tag_contact_reasons.csv` to give them a reason and category.")
+    return Markdown(
+        f"**{len(df)} tag(s) without a contact reason:** {names}. "
+        "Add them to `seeds/tag_contact_reasons.csv` to give them a reason and category."
+    )
 
 
 # -- 3. facts ---------------------------------------------------------------------------------
@@ -390,12 +455,19 @@ def conversation_status(env: Environment) -> pd.DataFrame:
 
 
 # Decimals each measure of `resolution` is shown with (counts stay integers).
-RESOLUTION_DECIMALS = {"median_hours_to_resolve": 2, "p90_hours_to_resolve": 2, "median_first_response_minutes": 2,
-                       "p90_first_response_minutes": 2, "reopen_rate": 3, "avg_messages": 2}
+RESOLUTION_DECIMALS = {
+    "median_hours_to_resolve": 2,
+    "p90_hours_to_resolve": 2,
+    "median_first_response_minutes": 2,
+    "p90_first_response_minutes": 2,
+    "reopen_rate": 3,
+    "avg_messages": 2,
+}
 
 
 def resolution(env: Environment) -> pd.DataFrame:
     """How fast conversations are answered and resolved, and how often reopened: one measure a row."""
+
     def measures(con: BaseBackend) -> ir.Table:
         c = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
         return c.aggregate(
@@ -410,27 +482,34 @@ def resolution(env: Environment) -> pd.DataFrame:
         )
 
     row = compute(env, measures).to_dict("records")[0]  # per column, so counts stay integers
-    values = {m: round(v, RESOLUTION_DECIMALS[m]) if m in RESOLUTION_DECIMALS and pd.notna(v) else v
-              for m, v in row.items()}
+    values = {
+        m: round(v, RESOLUTION_DECIMALS[m]) if m in RESOLUTION_DECIMALS and pd.notna(v) else v for m, v in row.items()
+    }
     table = pd.DataFrame({"value": pd.Series(values, dtype=object)}).rename_axis("measure")
     return readable.because(table, value="none closed or answered yet")
 
 
 def chart_opened_per_week(env: Environment) -> Image:
     """Conversations opened per week, coloured by their current status."""
+
     def per_week(con: BaseBackend) -> ir.Table:
         c = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
         c = c.mutate(week=c.opened_at.truncate("W").cast("date"))
-        return c.group_by("week", "status").aggregate(conversations=metrics.conversations_opened(c)).order_by(
-            "week", "status")
+        return (
+            c.group_by("week", "status")
+            .aggregate(conversations=metrics.conversations_opened(c))
+            .order_by("week", "status")
+        )
 
     df = compute(env, per_week)
     table = df.pivot(index="week", columns="status", values="conversations").fillna(0)
     per_week_total = table.sum(axis=1)
     busiest = per_week_total.idxmax()
     not_closed = int(table.drop(columns="CLOSED", errors="ignore").to_numpy().sum())
-    finding = (f"Busiest week: {pd.Timestamp(busiest):%Y-%m-%d}, {int(per_week_total[busiest]):,} opened;"
-               f" {not_closed:,} of {int(per_week_total.sum()):,} not closed yet")
+    finding = (
+        f"Busiest week: {pd.Timestamp(busiest):%Y-%m-%d}, {int(per_week_total[busiest]):,} opened;"
+        f" {not_closed:,} of {int(per_week_total.sum()):,} not closed yet"
+    )
     # One category per week, labelled with its Monday: every tick falls on the week it names.
     table.index = [pd.Timestamp(w).strftime("%Y-%m-%d") for w in table.index]
 
@@ -438,8 +517,12 @@ def chart_opened_per_week(env: Environment) -> Image:
         _stacked_bars(ax, table, STATUS_COLOURS)
         ax.tick_params(axis="x", rotation=45)
 
-    return _chart(draw, title=f"{finding}\n" "Conversations opened per week, by current status",
-                  xlabel="week starting (Monday)", ylabel="conversations")
+    return _chart(
+        draw,
+        title=f"{finding}\nConversations opened per week, by current status",
+        xlabel="week starting (Monday)",
+        ylabel="conversations",
+    )
 
 
 def resolution_buckets(env: Environment) -> pd.DataFrame:
@@ -454,9 +537,13 @@ def resolution_buckets(env: Environment) -> pd.DataFrame:
 def chart_resolution(env: Environment) -> Image:
     """Closed conversations by time to resolution."""
     df = resolution_buckets(env)
-    return _chart(lambda ax: ax.bar(df["time to resolve"], df.conversations, color="#2ca02c"),
-                  title="Closed conversations by time to resolution", xlabel="time from opened to closed",
-                  ylabel="conversations", size=(7, 3.2))
+    return _chart(
+        lambda ax: ax.bar(df["time to resolve"], df.conversations, color="#2ca02c"),
+        title="Closed conversations by time to resolution",
+        xlabel="time from opened to closed",
+        ylabel="conversations",
+        size=(7, 3.2),
+    )
 
 
 def open_backlog(env: Environment, on: datetime.date) -> pd.DataFrame | Markdown:
@@ -475,12 +562,15 @@ def measured_on(run_date: str | None, on: datetime.date) -> Markdown:
     """Which day ages and freshness are measured at, and why that day."""
     if run_date:
         return Markdown(f"Ages and freshness are measured at the end of the run date, {on} (UTC).")
-    return Markdown(f"This run has no run date, so ages and freshness are measured at the end of the data's period:"
-                    f" {on}, the day of the newest event (UTC).")
+    return Markdown(
+        f"This run has no run date, so ages and freshness are measured at the end of the data's period:"
+        f" {on}, the day of the newest event (UTC)."
+    )
 
 
 def backlog_on(env: Environment, on: datetime.date) -> Markdown:
     """The backlog metric at the end of the run date: conversations open or waiting for the customer."""
+
     def on_day(con: BaseBackend) -> ir.Table:
         days = con.table("dim_date").filter(ibis._.date == on)
         return metrics.backlog(con.table("fact_conversation_events"), days)
@@ -488,28 +578,36 @@ def backlog_on(env: Environment, on: datetime.date) -> Markdown:
     df = compute(env, on_day)
     if df.empty:
         return Markdown(f"No backlog figure: {on} is outside the calendar (dim_date).")
-    return Markdown(f"Backlog at the end of {on} (UTC): **{int(df.backlog[0])}** conversation(s) open or waiting"
-                    " for the customer.")
+    return Markdown(
+        f"Backlog at the end of {on} (UTC): **{int(df.backlog[0])}** conversation(s) open or waiting for the customer."
+    )
 
 
 def top_tags(env: Environment) -> pd.DataFrame:
     """Tags by conversations carrying them, with the contact reason they stand for and their share."""
+
     def per_tag(con: BaseBackend) -> ir.Table:
         tags = con.table("fact_conversation_tags")
         everyone = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
         counts = tags.group_by("tag").aggregate(conversations=metrics.conversations_opened(tags))
         rows = counts.join(con.table("dim_tag").select("tag", "contact_reason", "category"), "tag")
         share = metrics.share_of_contacts(rows.conversations, metrics.conversations_opened(everyone).as_scalar())
-        return rows.select("tag", "contact_reason", "category", "conversations",
-                           pct_of_conversations=(share * 100).round(1)).order_by(ibis.desc("conversations"), "tag")
+        return rows.select(
+            "tag", "contact_reason", "category", "conversations", pct_of_conversations=(share * 100).round(1)
+        ).order_by(ibis.desc("conversations"), "tag")
 
     return compute(env, per_tag)
 
 
 # What an empty value of a sampled table means, shown in its place.
-EMPTY_MEANS = {"fact_conversation_lifecycle": {
-    "closed_at": "not closed", "closed_date_key": "not closed", "hours_to_resolve": "not closed",
-    "first_response_minutes": "no agent reply"}}
+EMPTY_MEANS = {
+    "fact_conversation_lifecycle": {
+        "closed_at": "not closed",
+        "closed_date_key": "not closed",
+        "hours_to_resolve": "not closed",
+        "first_response_minutes": "no agent reply",
+    }
+}
 
 
 def sample(env: Environment, table: str, n: int = 5) -> pd.DataFrame:
@@ -526,16 +624,25 @@ OUTCOMES = ("FAILED", "skipped", "passed")  # the order checks are listed in
 
 
 def _outcome(c: CheckRecord) -> str:
-    if c.result.get("skipped"):  # a check that lacked a setting or a baseline (see convo.audit)
+    if c.result.get("skipped"):  # a check that lacked a setting or a baseline (see convo.audit.checks)
         return "skipped"
     return "passed" if c.success else "FAILED"
 
 
 def _check_rows(run: Run) -> pd.DataFrame:
     df = pd.DataFrame(
-        [{"table": c.table_name, "check": c.check_name, "severity": c.severity, "result": _outcome(c),
-          "failing rows": "" if c.unexpected_count is None else int(c.unexpected_count),
-          "sample": c.sample or "", "why": c.reason or ""} for c in run.checks],
+        [
+            {
+                "table": c.table_name,
+                "check": c.check_name,
+                "severity": c.severity,
+                "result": _outcome(c),
+                "failing rows": "" if c.unexpected_count is None else int(c.unexpected_count),
+                "sample": c.sample or "",
+                "why": c.reason or "",
+            }
+            for c in run.checks
+        ],
         columns=["table", "check", "severity", "result", "failing rows", "sample", "why"],
     )
     rank = df.result.map(OUTCOMES.index)
@@ -553,8 +660,12 @@ def skipped_checks(run: Run) -> pd.DataFrame | Markdown:
     df = df[df.result == "skipped"]
     if df.empty:
         return Markdown("No check was skipped.")
-    return (df.groupby("why").agg(checks=("check", "size"), tables=("table", lambda t: ", ".join(sorted(set(t)))))
-            .reset_index().sort_values("why", ignore_index=True))
+    return (
+        df.groupby("why")
+        .agg(checks=("check", "size"), tables=("table", lambda t: ", ".join(sorted(set(t)))))
+        .reset_index()
+        .sort_values("why", ignore_index=True)
+    )
 
 
 def check_summary(run: Run) -> pd.DataFrame:
@@ -607,7 +718,12 @@ def freshness(env: Environment, on: datetime.date, stale_after_days: int) -> Mar
     """How far the newest event is behind the run date."""
     newest = query(env, "SELECT max(event_at) AS t FROM stg_conversation_events").t[0]
     behind = (on - newest.date()).days
-    verdict = (f"**Stale:** more than {stale_after_days} days behind" if behind > stale_after_days
-               else f"Fresh: within {stale_after_days} days")
-    return Markdown(f"Newest event: {newest:%Y-%m-%d %H:%M:%S} UTC, {behind} day(s) before {on}, the day it is"
-                    f" measured at. {verdict}.")
+    verdict = (
+        f"**Stale:** more than {stale_after_days} days behind"
+        if behind > stale_after_days
+        else f"Fresh: within {stale_after_days} days"
+    )
+    return Markdown(
+        f"Newest event: {newest:%Y-%m-%d %H:%M:%S} UTC, {behind} day(s) before {on}, the day it is"
+        f" measured at. {verdict}."
+    )

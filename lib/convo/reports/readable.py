@@ -61,19 +61,24 @@ def _column(column: pd.Series, share: bool, empty: str, grouped: bool) -> pd.Ser
     if pd.api.types.is_datetime64_any_dtype(column):
         shown = _timestamps(column)
     else:
-        shown = column.astype(object).map(lambda v: v if v is None or v is pd.NA else _value(
-            v.item() if hasattr(v, "item") else v, share, grouped))
+        shown = column.astype(object).map(
+            lambda v: v if v is None or v is pd.NA else _value(v.item() if hasattr(v, "item") else v, share, grouped)
+        )
     return shown.astype(object).where(~missing, empty)
 
 
 def frame(df: pd.DataFrame) -> pd.DataFrame:
     """`df` as the text a reader sees, column by column."""
     reasons, shares = df.attrs.get(EMPTY_BECAUSE, {}), set(df.attrs.get(PERCENT, []))
-    shown = pd.DataFrame({
-        str(name).replace("_", " "): _column(df[name], name in shares, reasons.get(name, NO_VALUE),
-                                             grouped=not _is_identifier(name))
-        for name in df.columns
-    }, index=df.index)
+    shown = pd.DataFrame(
+        {
+            str(name).replace("_", " "): _column(
+                df[name], name in shares, reasons.get(name, NO_VALUE), grouped=not _is_identifier(name)
+            )
+            for name in df.columns
+        },
+        index=df.index,
+    )
     if shown.index.name:
         shown.index = shown.index.rename(str(shown.index.name).replace("_", " "))
     return shown
@@ -84,8 +89,7 @@ def _shows_index(df: pd.DataFrame) -> bool:
 
 
 def html(df: pd.DataFrame) -> str:
-    return frame(df).to_html(index=_shows_index(df), border=0, classes="convo-table", escape=True,
-                             na_rep=NO_VALUE)
+    return frame(df).to_html(index=_shows_index(df), border=0, classes="convo-table", escape=True, na_rep=NO_VALUE)
 
 
 def text(df: pd.DataFrame) -> str:

@@ -27,11 +27,11 @@ logging.getLogger("great_expectations").setLevel(logging.WARNING)
 import great_expectations as gx  # noqa: E402
 from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 
-from convo import child  # noqa: E402
+from convo.audit import child  # noqa: E402
+from convo.audit.data_docs import make_offline  # noqa: E402
+from convo.audit.gx_duckdb import keep_duckdb_connections  # noqa: E402
+from convo.audit.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 from convo.files import audit_spill_prefix  # noqa: E402
-from convo.quality.data_docs import make_offline  # noqa: E402
-from convo.quality.gx_duckdb import keep_duckdb_connections  # noqa: E402
-from convo.quality.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 keep_duckdb_connections()
@@ -152,22 +152,40 @@ def validate(
     without Data Docs, which are rendered from one context's results.
     """
     parts = sorted(
-        ((part, batch_schema, table["name"]) for table in suites for part, batch_schema in _batches(table, schema, rows_schema)),
+        (
+            (part, batch_schema, table["name"])
+            for table in suites
+            for part, batch_schema in _batches(table, schema, rows_schema)
+        ),
         key=lambda p: -_cost(p[0]),
     )
     processes = 1 if docs_dir is not None else max(1, min(processes, len(parts)))
     t0 = time.perf_counter()
     with _Turns(len(parts)) as turns:
-        share = functools.partial(_validate_parts, parts, turns, warehouse=warehouse, schema=schema,
-                                  parameters=parameters, run_name=run_name, docs_dir=docs_dir, threads=threads,
-                                  memory_limit=_share(memory_limit, processes))
+        share = functools.partial(
+            _validate_parts,
+            parts,
+            turns,
+            warehouse=warehouse,
+            schema=schema,
+            parameters=parameters,
+            run_name=run_name,
+            docs_dir=docs_dir,
+            threads=threads,
+            memory_limit=_share(memory_limit, processes),
+        )
         with child.forked([share] * (processes - 1), "convo-audit") as others:
             results = share()
             for other in others:
                 for table, table_results in other.result().items():
                     results.setdefault(table, []).extend(table_results)
-    log.info("validated %d expectations on %s in %.1f s%s", sum(len(s["expectations"]) for s in suites), schema,
-             time.perf_counter() - t0, f" by {processes} processes" if processes > 1 else "")
+    log.info(
+        "validated %d expectations on %s in %.1f s%s",
+        sum(len(s["expectations"]) for s in suites),
+        schema,
+        time.perf_counter() - t0,
+        f" by {processes} processes" if processes > 1 else "",
+    )
     return results
 
 
@@ -239,6 +257,7 @@ def _validate_parts(
             shutil.rmtree(docs_dir)
         context.build_data_docs(site_names=[DOCS_SITE])
         pages = make_offline(docs_dir)  # GX's pages load scripts and styles from CDNs
-        log.info("data docs written to %s (%d pages, nothing remote) in %.1f s", docs_dir, pages,
-                 time.perf_counter() - t0)
+        log.info(
+            "data docs written to %s (%d pages, nothing remote) in %.1f s", docs_dir, pages, time.perf_counter() - t0
+        )
     return by_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from convo.ingest import InputError
+from convo.build.ingest import InputError
 
 TAG_CONTACT_REASONS = "tag_contact_reasons.csv"
 _TAG_COLUMNS = ["tag", "contact_reason", "category"]
@@ -25,7 +25,10 @@ def load_tag_contact_reasons(seeds_dir: Path) -> str:
 def read_tag_contact_reasons(seeds_dir: Path) -> dict[str, list[str]]:
     """The same mapping as columns of values, for engines that cannot read the file with DuckDB SQL."""
     # Trimmed as DuckDB's trim() does (spaces only), tags lower-cased: the same rows as the SQL above.
-    rows = [(t.strip(" ").lower(), r.strip(" "), c.strip(" ")) for t, r, c in _validated_rows(seeds_dir / TAG_CONTACT_REASONS)]
+    rows = [
+        (t.strip(" ").lower(), r.strip(" "), c.strip(" "))
+        for t, r, c in _validated_rows(seeds_dir / TAG_CONTACT_REASONS)
+    ]
     return {name: [row[i] for row in rows] for i, name in enumerate(_TAG_COLUMNS)}
 
 

@@ -27,13 +27,13 @@ import pyarrow.parquet as pq
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from convo import ingest
+from convo.build import ingest
+from convo.build.seeds import read_tag_contact_reasons
 from convo.config import Environment
 from convo.files import replace_directory
 from convo.lock import exclusive
 from convo.models.registry import models
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
-from convo.seeds import read_tag_contact_reasons
 
 log = logging.getLogger(__name__)
 
@@ -292,18 +292,30 @@ def _file_counts(
         return table.group_by(file=table[column]).aggregate(n=table.count()).mutate(kind=ibis.literal(kind))
 
     counted = ibis.union(
-        per_file(landed, "file_seq", "read"), per_file(rejected, "file_id", "rejected"), per_file(staged, "file_seq", "staged")
+        per_file(landed, "file_seq", "read"),
+        per_file(rejected, "file_id", "rejected"),
+        per_file(staged, "file_seq", "staged"),
     ).execute()
     n = {(row.kind, row.file): row.n for row in counted.itertuples()}
     counts = []
     for file_id, f in enumerate(files, start=1):
         c = ingest.FileCounts(
-            file_id, str(f.path), n.get(("read", file_id), 0), n.get(("staged", file_id), 0), n.get(("rejected", file_id), 0)
+            file_id,
+            str(f.path),
+            n.get(("read", file_id), 0),
+            n.get(("staged", file_id), 0),
+            n.get(("rejected", file_id), 0),
         )
         c.duplicates_removed = c.rows_read - c.rows_staged - c.rows_rejected
         counts.append(c)
-        log.info("%s: %d rows read = %d staged + %d rejected + %d duplicates", f.path, c.rows_read,
-                 c.rows_staged, c.rows_rejected, c.duplicates_removed)
+        log.info(
+            "%s: %d rows read = %d staged + %d rejected + %d duplicates",
+            f.path,
+            c.rows_read,
+            c.rows_staged,
+            c.rows_rejected,
+            c.duplicates_removed,
+        )
     return counts
 
 
@@ -319,8 +331,16 @@ def _ingested_files(files: list[ingest.InputFile], counts: list[ingest.FileCount
             "rows_rejected": [c.rows_rejected for c in counts],
             "duplicates_removed": [c.duplicates_removed for c in counts],
         },
-        schema={"file_id": "int64", "path": "string", "sha256": "string", "file_format": "string",
-                "rows_read": "int64", "rows_staged": "int64", "rows_rejected": "int64", "duplicates_removed": "int64"},
+        schema={
+            "file_id": "int64",
+            "path": "string",
+            "sha256": "string",
+            "file_format": "string",
+            "rows_read": "int64",
+            "rows_staged": "int64",
+            "rows_rejected": "int64",
+            "duplicates_removed": "int64",
+        },
     )
 
 
@@ -368,7 +388,9 @@ def _write_tables(spark: SparkSession, env: Environment, files: list[ingest.Inpu
 
     landed = _land(spark, con, files, scratch)
     raw = landed.filter(landed.malformed.isnull()).select(*RAW_COLUMNS, "source_file", "source_line", "file_seq")
-    parsed = scratch.write("parsed", parse_raw_events(raw, env.event_window.bounds(datetime.datetime.now(datetime.UTC))))
+    parsed = scratch.write(
+        "parsed", parse_raw_events(raw, env.event_window.bounds(datetime.datetime.now(datetime.UTC)))
+    )
     tables = {"accepted_events": scratch.write("accepted_events", deduplicate_events(accepted_events(parsed)))}
     result.ingest_seconds = time.perf_counter() - t_build
     log.info("inputs read, parsed and de-duplicated in %.2f s", result.ingest_seconds)
@@ -388,5 +410,3 @@ def _write_tables(spark: SparkSession, env: Environment, files: list[ingest.Inpu
 def _row_count(dataset: Path) -> int:
     """From the Parquet footers: cheaper than a Spark job per table."""
     return sum(pq.read_metadata(part).num_rows for part in dataset.glob("*.parquet"))
-
-

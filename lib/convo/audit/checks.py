@@ -1,7 +1,7 @@
 """Audits: the data-quality checks a build must pass before it is published.
 
 Every table has a Great Expectations suite in `expectations/<table>.json` (authored in
-`convo.quality.suites`). Each check has a severity: a failed `error` check blocks publishing, a
+`convo.audit.suites`). Each check has a severity: a failed `error` check blocks publishing, a
 failed `warn` check is recorded and reported but publishes. The suites run in SQL inside DuckDB
 on the views of one schema: the unpublished version (`convo_candidate`) during a build, the
 published one (`main`) for `convo check`.
@@ -22,10 +22,10 @@ from pathlib import Path
 
 import duckdb
 
+from convo.audit import suites as authored
 from convo.config import ConfigError, Environment
-from convo.quality import suites as authored
-from convo.runs import CheckRecord
-from convo.warehouse import META
+from convo.engine.state import CheckRecord
+from convo.engine.warehouse import META
 
 log = logging.getLogger(__name__)
 ERROR, WARN = authored.ERROR, authored.WARN
@@ -51,8 +51,11 @@ def load_suites(directory: Path, tables: Iterable[str] | None = None) -> tuple[l
         problem = "is missing" if stored is None else "differs from what the rules and models/*.yml give"
         stale.append(
             CheckRecord(
-                name, "expectation suite is up to date", ERROR, False,
-                reason=f"{path} {problem}; regenerate it with `python -m convo.quality.suites`",
+                name,
+                "expectation suite is up to date",
+                ERROR,
+                False,
+                reason=f"{path} {problem}; regenerate it with `python -m convo.audit.suites`",
             )
         )
     return loaded, stale
@@ -129,9 +132,7 @@ def parameters(
             count, run_id = previous[table]
             p.values[low] = math.floor(count * (1 - band[0] / 100))
             p.values[high] = math.ceil(count * (1 + band[1] / 100))
-            p.notes[low] = p.notes[high] = (
-                f"run {run_id} left {count:,} rows; allowed -{band[0]:g}% .. +{band[1]:g}%"
-            )
+            p.notes[low] = p.notes[high] = f"run {run_id} left {count:,} rows; allowed -{band[0]:g}% .. +{band[1]:g}%"
             continue
         p.skipped[low] = p.skipped[high] = why
     return p
@@ -217,11 +218,11 @@ def run(
     `env` gives the thresholds, the suites' folder, and the folder for Data Docs, which are
     rendered when `data_docs` is set (it takes seconds, so only `convo check` asks for them);
     `tables` limits the audit to some tables' suites; `rows_schema` holds the rows an
-    incremental build changed (copies of its partitions), which the row-level checks then read (the keys of a partition lie
-    in it, so checking the changed partitions covers what the build could break).
+    incremental build changed (copies of its partitions), which the row-level checks then read (the
+    keys of a partition lie in it, so checking the changed partitions covers what the build could break).
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
-    now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)  # events are naive UTC
+    now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # events are naive UTC
     con = duckdb.connect(str(warehouse), read_only=True)  # closed before GX opens the file
     try:
         p = parameters(con, env, version, now)
@@ -247,7 +248,7 @@ def run(
     if not runnable:
         return records
 
-    from convo.quality.validate import validate  # imports Great Expectations: slow, so only here
+    from convo.audit.validate import validate  # imports Great Expectations: slow, so only here
 
     results = validate(
         warehouse,

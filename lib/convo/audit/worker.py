@@ -22,12 +22,13 @@ import time
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
-from convo import audit, child
-from convo.runs import CheckRecord
+from convo.audit import checks as audit
+from convo.audit import child
+from convo.engine.state import CheckRecord
 
 log = logging.getLogger(__name__)
 PROCESS_NAME = "convo-audit"  # as ps and top show it
-VALIDATE = "convo.quality.validate"  # the module that imports Great Expectations
+VALIDATE = "convo.audit.validate"  # the module that imports Great Expectations
 
 
 def worth_starting() -> bool:

@@ -1,7 +1,7 @@
 """Child processes that end with their parent and hand back a result, or the exception they raised.
 
-Used for audits: the build's audit process (`convo.audit_worker`, spawned) and the processes it
-forks to share out the suites (`convo.quality.validate`).
+Used for audits: the build's audit process (`convo.audit.worker`, spawned) and the processes it
+forks to share out the suites (`convo.audit.validate`).
 """
 
 from __future__ import annotations
@@ -105,8 +105,9 @@ class Child:
     """A child process running `target(connection, parent_pid, *args)`, and the parent's end of its
     pipe: `send` it work, take its `result` (once), and always `close` it."""
 
-    def __init__(self, start_method: str, target: Callable, args: tuple, name: str, *, daemon: bool,
-                 what: str | None = None):
+    def __init__(
+        self, start_method: str, target: Callable, args: tuple, name: str, *, daemon: bool, what: str | None = None
+    ):
         context = multiprocessing.get_context(start_method)
         self._what = what or f"process {name}"
         self._connection, child_end = context.Pipe()

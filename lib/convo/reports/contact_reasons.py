@@ -3,8 +3,8 @@
 Everything is read as aggregates computed inside DuckDB from the published tables
 (`int_conversation_tags`, `fact_conversation_lifecycle`, `dim_tag`, `dim_date`); no event table is
 loaded into pandas. Every metric shown (conversations opened and closed, their share, resolution
-and first-response percentiles, the reopen rate) is the declared expression of `convo.metrics`. A conversation with
-several tags counts once under each of its tags, so per-reason counts do not add up to the
+and first-response percentiles, the reopen rate) is the declared expression of `convo.models.metrics`.
+A conversation with several tags counts once under each of its tags, so per-reason counts do not add up to the
 number of conversations, and shares of one period can add up to more than 100 %.
 """
 
@@ -22,9 +22,11 @@ from IPython.display import Image, Markdown
 from matplotlib import colormaps
 from matplotlib.figure import Figure
 
-from convo import escape, metrics, readable
+from convo import escape
 from convo.config import Environment
-from convo.reporting import compute, query
+from convo.models import metrics
+from convo.reports import readable
+from convo.reports.reporting import compute, query
 
 GRAINS = ("day", "week", "month")
 _TRUNCATE = {"day": "D", "week": "W", "month": "M"}  # Ibis's unit for each grain
@@ -67,15 +69,23 @@ class Selection:
         return kept
 
 
-def selection(env: Environment, start: str | None, end: str | None, grain: str,
-              categories: list[str] | None = None, tags: list[str] | None = None) -> Selection:
+def selection(
+    env: Environment,
+    start: str | None,
+    end: str | None,
+    grain: str,
+    categories: list[str] | None = None,
+    tags: list[str] | None = None,
+) -> Selection:
     """The notebook's parameters as a Selection; an open end means the data's first or last day."""
-    first, last = query(env, "SELECT min(opened_at)::DATE AS a, max(opened_at)::DATE AS b"
-                             " FROM fact_conversation_lifecycle").iloc[0]
+    first, last = query(
+        env, "SELECT min(opened_at)::DATE AS a, max(opened_at)::DATE AS b FROM fact_conversation_lifecycle"
+    ).iloc[0]
     parse = datetime.date.fromisoformat
     first, last = pd.Timestamp(first).date(), pd.Timestamp(last).date()  # dates, not midnight timestamps
-    return Selection(parse(start) if start else first, parse(end) if end else last, grain,
-                     tuple(categories or ()), tuple(tags or ()))
+    return Selection(
+        parse(start) if start else first, parse(end) if end else last, grain, tuple(categories or ()), tuple(tags or ())
+    )
 
 
 def _opened_in_range(con: BaseBackend, rows: ir.Table, s: Selection) -> ir.Table:
@@ -96,15 +106,22 @@ def _tagged_in_range(con: BaseBackend, s: Selection) -> ir.Table:
 
 def volume(env: Environment, s: Selection) -> pd.DataFrame:
     """Conversations opened per period and reason, and their share of all conversations opened."""
+
     def per_period(con: BaseBackend) -> ir.Table:
         tagged = _tagged_in_range(con, s)
         per_reason = tagged.group_by("period", "tag", "contact_reason", "category").aggregate(
-            conversations=metrics.conversations_opened(tagged))
+            conversations=metrics.conversations_opened(tagged)
+        )
         everyone = _opened_in_range(con, metrics.conversation_rows(con.table("fact_conversation_lifecycle")), s)
         totals = everyone.group_by("period").aggregate(all_conversations=metrics.conversations_opened(everyone))
         rows = per_reason.join(totals, "period")
         return rows.select(
-            "period", "tag", "contact_reason", "category", "conversations", "all_conversations",
+            "period",
+            "tag",
+            "contact_reason",
+            "category",
+            "conversations",
+            "all_conversations",
             share=metrics.share_of_contacts(rows.conversations, rows.all_conversations).round(4),
         ).order_by("period", ibis.desc("conversations"), "tag")
 
@@ -123,34 +140,52 @@ def movers(vol: pd.DataFrame) -> pd.DataFrame:
     moves["relative_change"] = (moves["change"] / moves["previous"].where(moves["previous"] > 0)).round(3)
     moves = moves[moves.change != 0].reset_index().assign(size=lambda m: m.change.abs())
     moves = moves.sort_values(["size", "tag"], ascending=[False, True]).drop(columns="size").reset_index(drop=True)
-    return readable.percent(readable.because(moves, relative_change="new: none in the period before"),
-                            "relative_change")
+    return readable.percent(
+        readable.because(moves, relative_change="new: none in the period before"), "relative_change"
+    )
 
 
 # Decimals each measure of `resolution` is shown with.
-RESOLUTION_DECIMALS = {"median_hours_to_resolve": 2, "p90_hours_to_resolve": 2, "median_first_response_minutes": 1,
-                       "p90_first_response_minutes": 1, "reopen_rate": 3}
+RESOLUTION_DECIMALS = {
+    "median_hours_to_resolve": 2,
+    "p90_hours_to_resolve": 2,
+    "median_first_response_minutes": 1,
+    "p90_first_response_minutes": 1,
+    "reopen_rate": 3,
+}
 
 
 def resolution(env: Environment, s: Selection) -> pd.DataFrame:
     """Per reason, over conversations opened in the range: how fast and how well they were resolved."""
+
     def per_reason(con: BaseBackend) -> ir.Table:
         t = _tagged_in_range(con, s)
-        return t.group_by("tag", "contact_reason").aggregate(
-            conversations=metrics.conversations_opened(t),
-            closed=metrics.conversations_closed(t),
-            median_hours_to_resolve=metrics.median_hours_to_resolve(t),
-            p90_hours_to_resolve=metrics.p90_hours_to_resolve(t),
-            median_first_response_minutes=metrics.median_first_response_minutes(t),
-            p90_first_response_minutes=metrics.p90_first_response_minutes(t),
-            reopen_rate=metrics.reopen_rate(t),
-        ).order_by(ibis.desc("conversations"), "tag")
+        return (
+            t.group_by("tag", "contact_reason")
+            .aggregate(
+                conversations=metrics.conversations_opened(t),
+                closed=metrics.conversations_closed(t),
+                median_hours_to_resolve=metrics.median_hours_to_resolve(t),
+                p90_hours_to_resolve=metrics.p90_hours_to_resolve(t),
+                median_first_response_minutes=metrics.median_first_response_minutes(t),
+                p90_first_response_minutes=metrics.p90_first_response_minutes(t),
+                reopen_rate=metrics.reopen_rate(t),
+            )
+            .order_by(ibis.desc("conversations"), "tag")
+        )
 
     res = compute(env, per_reason).round(RESOLUTION_DECIMALS)
-    return readable.percent(readable.because(
-        res, median_hours_to_resolve="none closed", p90_hours_to_resolve="none closed",
-        median_first_response_minutes="no agent reply", p90_first_response_minutes="no agent reply",
-        reopen_rate="none closed"), "reopen_rate")
+    return readable.percent(
+        readable.because(
+            res,
+            median_hours_to_resolve="none closed",
+            p90_hours_to_resolve="none closed",
+            median_first_response_minutes="no agent reply",
+            p90_first_response_minutes="no agent reply",
+            reopen_rate="none closed",
+        ),
+        "reopen_rate",
+    )
 
 
 def co_occurrence(env: Environment, s: Selection) -> pd.DataFrame:
@@ -196,11 +231,15 @@ def chart_volume(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Mark
         ax.bar(labels, wide[tag], bottom=bottom, label=escape.matplotlib(tag), color=palette.get(tag))
         bottom += wide[tag]
     top = wide.columns[0]
-    finding = (f"Most frequent reason: {escape.matplotlib(top)}, {int(wide[top].sum()):,} conversations"
-               f" from {s.start} to {s.end}")
-    ax.set(title=f"{finding}\n"
-                 f"Conversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
-           xlabel=f"{s.grain} starting", ylabel="conversations")
+    finding = (
+        f"Most frequent reason: {escape.matplotlib(top)}, {int(wide[top].sum()):,} conversations"
+        f" from {s.start} to {s.end}"
+    )
+    ax.set(
+        title=f"{finding}\nConversations opened per {s.grain}, by contact reason (a conversation counts once per tag)",
+        xlabel=f"{s.grain} starting",
+        ylabel="conversations",
+    )
     ax.tick_params(axis="x", rotation=45)
     ax.legend(title="reason (tag)", fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
     return _png(fig, "conversations per period and reason")
@@ -217,10 +256,15 @@ def chart_share(vol: pd.DataFrame, s: Selection, palette: dict) -> Image | Markd
     for tag in top:
         ax.plot(labels, wide[tag], marker="o", label=escape.matplotlib(tag), color=palette.get(tag))
     last = wide.iloc[-1].sort_values(ascending=False)
-    finding = (f"In the {s.grain} of {labels[-1]}, {escape.matplotlib(last.index[0])} had the largest share:"
-               f" {last.iloc[0]:.0f} % of new conversations")
-    ax.set(title=f"{finding}\n" f"Share of the {s.grain}'s new conversations carrying each reason (top 8 reasons)",
-           xlabel=f"{s.grain} starting", ylabel="share of conversations (%)")
+    finding = (
+        f"In the {s.grain} of {labels[-1]}, {escape.matplotlib(last.index[0])} had the largest share:"
+        f" {last.iloc[0]:.0f} % of new conversations"
+    )
+    ax.set(
+        title=f"{finding}\nShare of the {s.grain}'s new conversations carrying each reason (top 8 reasons)",
+        xlabel=f"{s.grain} starting",
+        ylabel="share of conversations (%)",
+    )
     ax.tick_params(axis="x", rotation=45)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(title="reason (tag)", fontsize="small", frameon=False, loc="upper left", bbox_to_anchor=(1, 1))
@@ -238,10 +282,15 @@ def chart_resolution(res: pd.DataFrame, palette: dict) -> Image | Markdown:
     ax.scatter(closed.p90_hours_to_resolve, reasons, color="black", marker="|", s=200, label="90th percentile")
     ax.invert_yaxis()
     slowest = closed.sort_values(["median_hours_to_resolve", "tag"], ascending=[False, True]).iloc[0]
-    finding = (f"Slowest to resolve: {escape.matplotlib(slowest.tag)}, median {slowest.median_hours_to_resolve:,} h,"
-               f" 90th percentile {slowest.p90_hours_to_resolve:,} h")
-    ax.set(title=f"{finding}\n" "Hours to resolve per contact reason (closed conversations)", xlabel="hours to resolve",
-           ylabel="reason (tag)")
+    finding = (
+        f"Slowest to resolve: {escape.matplotlib(slowest.tag)}, median {slowest.median_hours_to_resolve:,} h,"
+        f" 90th percentile {slowest.p90_hours_to_resolve:,} h"
+    )
+    ax.set(
+        title=f"{finding}\nHours to resolve per contact reason (closed conversations)",
+        xlabel="hours to resolve",
+        ylabel="reason (tag)",
+    )
     ax.legend(frameon=False, loc="lower right")
     return _png(fig, "hours to resolve per reason")
 
@@ -253,23 +302,30 @@ def summary(s: Selection, vol: pd.DataFrame, moves: pd.DataFrame, res: pd.DataFr
     totals = vol.groupby(["tag", "contact_reason"], as_index=False).conversations.sum()
     totals = totals.sort_values(["conversations", "tag"], ascending=[False, True])
     conversations = int(vol.drop_duplicates("period").all_conversations.sum())
-    top = ", ".join(f"**{escape.markdown(r.contact_reason)}** ({escape.markdown(r.tag)},"
-                    f" {r.conversations} conversations,"
-                    f" {r.conversations / conversations:.0%})" for r in totals.head(3).itertuples())
-    lines = [f"Between {s.start} and {s.end}, {conversations} conversations opened. The top contact reasons"
-             f" were {top}."]
+    top = ", ".join(
+        f"**{escape.markdown(r.contact_reason)}** ({escape.markdown(r.tag)},"
+        f" {r.conversations} conversations,"
+        f" {r.conversations / conversations:.0%})"
+        for r in totals.head(3).itertuples()
+    )
+    lines = [
+        f"Between {s.start} and {s.end}, {conversations} conversations opened. The top contact reasons were {top}."
+    ]
     if not moves.empty:
         grew, shrank = moves[moves.change > 0].head(2), moves[moves.change < 0].head(2)
         describe = lambda m: ", ".join(  # noqa: E731
-            f"{escape.markdown(r.tag)} ({r.previous} → {r.last})" for r in m.itertuples())
+            f"{escape.markdown(r.tag)} ({r.previous} → {r.last})" for r in m.itertuples()
+        )
         if not grew.empty:
             lines.append(f"In the last {s.grain} against the one before, the biggest increase was {describe(grew)}.")
         if not shrank.empty:
             lines.append(f"The biggest decrease was {describe(shrank)}.")
     slow = res[res.closed > 0].sort_values(["median_hours_to_resolve", "tag"], ascending=[False, True]).head(1)
     for r in slow.itertuples():
-        lines.append(f"The slowest reason to resolve was {escape.markdown(r.tag)}:"
-                     f" median {r.median_hours_to_resolve} h,"
-                     f" 90th percentile {r.p90_hours_to_resolve} h.")
+        lines.append(
+            f"The slowest reason to resolve was {escape.markdown(r.tag)}:"
+            f" median {r.median_hours_to_resolve} h,"
+            f" 90th percentile {r.p90_hours_to_resolve} h."
+        )
     lines.append("A conversation with several tags counts once under each tag.")
     return Markdown(" ".join(lines))

@@ -36,14 +36,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import notify, provenance, reads, report_view
+from convo import notify, provenance
 from convo.config import Environment, find_config
+from convo.engine.state import Run, RunLog
+from convo.engine.store import Store
+from convo.engine.warehouse import META, Warehouse
 from convo.files import created_with
 from convo.lock import EnvironmentBusy, exclusive
-from convo.runs import Run, RunLog
+from convo.reports import reads, report_view
 from convo.shown_paths import project_path
-from convo.store import Store
-from convo.warehouse import META, Warehouse
 
 log = logging.getLogger(__name__)
 # papermill logs each notebook's paths at INFO; the progress lines below say more, once.
@@ -100,12 +101,20 @@ class _Progress:
         self.cell += 1
         first_line = next((line for line in cell.source.splitlines() if line.strip()), "")[:70]
         now = time.perf_counter()
-        log.info("%s cell %d/%d (%.1f s in notebook, %.1f s in run): %s", self.label, self.cell, self.code_cells,
-                 now - self.started, now - self.run_started, first_line)
+        log.info(
+            "%s cell %d/%d (%.1f s in notebook, %.1f s in run): %s",
+            self.label,
+            self.cell,
+            self.code_cells,
+            now - self.started,
+            now - self.run_started,
+            first_line,
+        )
 
 
-def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path, label: str,
-                     run_started: float) -> float:
+def execute_notebook(
+    source: Path, target: Path, parameters: dict, *, cwd: Path, label: str, run_started: float
+) -> float:
     """Execute one notebook with papermill into `target`; returns seconds. Raises if a cell fails."""
     import nbformat
     import papermill
@@ -122,8 +131,13 @@ def execute_notebook(source: Path, target: Path, parameters: dict, *, cwd: Path,
     reads_file.write_text("", encoding="utf-8")  # a notebook that reads nothing still says so
     with _environment_variable(reads.VARIABLE, str(reads_file.resolve())):  # the kernel inherits it
         papermill.execute_notebook(
-            target, target, parameters=passed, kernel_name=KERNEL, cwd=str(cwd),
-            progress_bar=False, on_cell_start=progress.cell_started,
+            target,
+            target,
+            parameters=passed,
+            kernel_name=KERNEL,
+            cwd=str(cwd),
+            progress_bar=False,
+            on_cell_start=progress.cell_started,
         )
     return time.perf_counter() - t0
 
@@ -168,8 +182,14 @@ def render_html(notebook: Path) -> Path:
     executed = nbformat.read(notebook, as_version=4)
     loader = jinja2.DictLoader({"convo_offline.html.j2": _OFFLINE_TEMPLATE})
     engineers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2")
-    readers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2",
-                           exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True)
+    readers = HTMLExporter(
+        template_name="lab",
+        extra_loaders=[loader],
+        template_file="convo_offline.html.j2",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
     code_body, _ = engineers.from_notebook_node(executed)
     notebook.with_suffix(".code.html").write_text(code_body, encoding="utf-8")
     body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
@@ -213,8 +233,9 @@ class _Plan:
             target = self.folder / f"{source.stem}.ipynb"
             log.info("%s: started", label)
             try:
-                seconds = execute_notebook(source, target, self.parameters, cwd=self.env.root, label=label,
-                                           run_started=self.clock)
+                seconds = execute_notebook(
+                    source, target, self.parameters, cwd=self.env.root, label=label, run_started=self.clock
+                )
             except Exception as exc:  # the notebook, as far as it ran, is kept and rendered with its error
                 failure = _failure(source.stem, exc)
                 log.error("%s: %s", label, failure)
@@ -240,15 +261,20 @@ def _default_run_date(env: Environment, started: datetime.datetime) -> datetime.
 
 
 def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date | None) -> str:
-    return ("run" + (f" --date {run_date}" if run_date else "") + (" --full-refresh" if full_refresh else "")
-            + "".join(f" {p}" for p in inputs))
+    return (
+        "run"
+        + (f" --date {run_date}" if run_date else "")
+        + (" --full-refresh" if full_refresh else "")
+        + "".join(f" {p}" for p in inputs)
+    )
 
 
 def _open_record(env: Environment, command: str) -> Run:
     wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
     try:
-        record = RunLog(wh).start(env.name, command, code=provenance.code_version(env.root),
-                                  config=provenance.configuration(env))
+        record = RunLog(wh).start(
+            env.name, command, code=provenance.code_version(env.root), config=provenance.configuration(env)
+        )
         record.published_version = Store(wh).current_version() or None  # what the reports describe
         return record
     finally:
@@ -261,8 +287,9 @@ def _close_record(env: Environment, run: Run, started: datetime.datetime) -> Non
         RunLog(wh).finish(run)
         # RunLog.start stamped the time the row was written, after the build: the row could only
         # be written once the build had released the environment.
-        wh.execute(f"UPDATE {META}.runs SET started_at = ? WHERE run_id = ?",
-                   [started.replace(tzinfo=None), run.run_id])
+        wh.execute(
+            f"UPDATE {META}.runs SET started_at = ? WHERE run_id = ?", [started.replace(tzinfo=None), run.run_id]
+        )
     finally:
         wh.close()
 
@@ -327,8 +354,7 @@ def _execute_and_record(plan: _Plan) -> RunReport:
         _finish(plan, record, failure)
         if failure is None and (failure := _build_site(plan.env)):
             _finish(plan, record, failure)  # the previous site stays; the history says why
-    log.info("run %d %s in %.1f s: %s", record.run_id, record.status, time.perf_counter() - plan.clock,
-             record.message)
+    log.info("run %d %s in %.1f s: %s", record.run_id, record.status, time.perf_counter() - plan.clock, record.message)
     return RunReport(plan.folder, record, failure)
 
 
@@ -341,7 +367,7 @@ def run(
     config_file: Path | None = None,
 ) -> RunReport:
     """Execute the environment's notebooks in order; record the run and alert if it failed."""
-    started = datetime.datetime.now(datetime.timezone.utc)
+    started = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
     run_date = run_date or _default_run_date(env, started)
     # Paths relative to the project root, where the kernels work: they are shown in the reports
@@ -371,7 +397,10 @@ def run(
             report = _execute_and_record(plan)
     if not report.ok:
         log.error("run failed: %s", report.failure)
-        summary = report.record.summary() if report.record else {
-            "environment": env.name, "command": command, "status": "failed", "message": report.failure}
+        summary = (
+            report.record.summary()
+            if report.record
+            else {"environment": env.name, "command": command, "status": "failed", "message": report.failure}
+        )
         notify.send(env, summary | {"report": str(folder)})
     return report

@@ -30,8 +30,8 @@ import ibis
 import numpy as np
 import pyarrow as pa
 
+from convo.engine.warehouse import WORK, Warehouse
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
-from convo.warehouse import WORK, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -251,8 +251,9 @@ def _inspect(wh: Warehouse, path: Path, open_files: contextlib.ExitStack) -> Inp
     digest, lines = _hash_and_count_lines(f, gzipped=gzipped)
     if file_format == "parquet":
         return InputFile(path, "parquet", digest, columns, read_name=read_name)
-    return InputFile(path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest,
-                     lines.lone_carriage_returns > 0)
+    return InputFile(
+        path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest, lines.lone_carriage_returns > 0
+    )
 
 
 def _literal(text: str) -> str:
@@ -302,8 +303,10 @@ def _read_options(f: InputFile) -> str:
     DuckDB's bound on a line is not exact (near a buffer's end it may cut a shorter line), so it is
     set well above MAX_LINE_BYTES: a file with a longer line is read line by line, and the bound is
     checked in SQL, exactly."""
-    return (f"compression = '{'gzip' if f.gzipped else 'none'}', max_line_size = {2 * MAX_LINE_BYTES},"
-            " store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans'")
+    return (
+        f"compression = '{'gzip' if f.gzipped else 'none'}', max_line_size = {2 * MAX_LINE_BYTES},"
+        " store_rejects = true, rejects_table = 'csv_rejects', rejects_scan = 'csv_scans'"
+    )
 
 
 def _line_errors() -> str:
@@ -341,8 +344,11 @@ def _land_csv(wh: Warehouse, f: InputFile, file_id: int) -> None:
     or none of it. A line that is not UTF-8 or is too long is rejected whole, by either read.
     """
     if f.longest_line > MAX_LINE_BYTES or f.lone_carriage_returns:
-        log.info("%s: a line is longer than %d bytes or holds a carriage return; reading it line by line",
-                 f.path, MAX_LINE_BYTES)
+        log.info(
+            "%s: a line is longer than %d bytes or holds a carriage return; reading it line by line",
+            f.path,
+            MAX_LINE_BYTES,
+        )
         _land_lines(wh, f, file_id)
         return
     wh.execute("DROP TABLE IF EXISTS temp.csv_rejects; DROP TABLE IF EXISTS temp.csv_scans")
@@ -455,11 +461,15 @@ def _read_lines_in_python(wh: Warehouse, f: InputFile, landing: str, unreadable:
     """`_read_lines`'s tables, for a file DuckDB cannot read at all: a carriage return inside a line
     stops its CSV reader whatever its options. Python splits at \\n only; the lines reach DuckDB in
     batches, so the file is never held in memory whole."""
-    wh.execute(f"CREATE OR REPLACE TEMP TABLE {landing} (text VARCHAR); "
-               f"CREATE OR REPLACE TEMP TABLE {unreadable} (line BIGINT, reason VARCHAR, raw_line VARCHAR)")
+    wh.execute(
+        f"CREATE OR REPLACE TEMP TABLE {landing} (text VARCHAR); "
+        f"CREATE OR REPLACE TEMP TABLE {unreadable} (line BIGINT, reason VARCHAR, raw_line VARCHAR)"
+    )
     readable, bad = [], []
-    schemas = {landing: pa.schema({"text": pa.string()}),
-               unreadable: pa.schema({"line": pa.int64(), "reason": pa.string(), "raw_line": pa.string()})}
+    schemas = {
+        landing: pa.schema({"text": pa.string()}),
+        unreadable: pa.schema({"line": pa.int64(), "reason": pa.string(), "raw_line": pa.string()}),
+    }
 
     def flush() -> None:
         for table, rows in ((landing, readable), (unreadable, bad)):
@@ -469,7 +479,7 @@ def _read_lines_in_python(wh: Warehouse, f: InputFile, landing: str, unreadable:
                 wh.con.con.unregister("lines_batch")
                 rows.clear()
 
-    with open(f.read_name, "rb") as raw, (gzip.GzipFile(fileobj=raw) if f.gzipped else raw) as lines:
+    with open(f.read_name, "rb") as raw, gzip.GzipFile(fileobj=raw) if f.gzipped else raw as lines:
         for number, line in enumerate(lines, start=1):
             line = line.removesuffix(b"\n").removesuffix(b"\r")
             if len(line) > MAX_LINE_BYTES:
@@ -532,7 +542,9 @@ def stage_batch(
     t0 = time.perf_counter()
     # The raw text is not copied along: only rejected rows need it, and they fetch it back.
     parsed = wh.materialize("batch_parsed", parse_raw_events(raw, window).drop(*RAW_COLUMNS))
-    log.info("parsed %d rows in %.1f s", wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"), time.perf_counter() - t0)
+    log.info(
+        "parsed %d rows in %.1f s", wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"), time.perf_counter() - t0
+    )
     rejects = parsed.filter(parsed.reject_reason.notnull())
     rejects = rejects.join(raw, ["file_seq", "source_line"])
     rejected = rejects.select(

@@ -48,9 +48,11 @@ arguments always produce the same bytes.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import datetime as dt
 import functools
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -418,7 +420,7 @@ class _Sink:
             self.paths = [out]
         schema = pa.schema([(name, pa.string()) for name in HEADER])
         if fmt == "csv":
-            self.handles = [open(p, "wb") for p in self.paths]
+            self.handles = [open(p, "wb") for p in self.paths]  # noqa: SIM115 (closed by close())
             for h in self.handles:
                 h.write((",".join(HEADER) + "\n").encode())
         else:
@@ -527,3 +529,35 @@ def generate(
     finally:
         sink.close()
     return GenerateResult(files=list(sink.paths), events=events, conversations=conversations)
+
+
+def main(argv: list[str] | None = None) -> int:
+    g = argparse.ArgumentParser(
+        prog="tools/generate.py", description="Write realistic synthetic events in the raw format (seeded)."
+    )
+    g.add_argument("--conversations", type=int, required=True, help="number of conversations")
+    g.add_argument("--out", type=Path, required=True, help="output file (or directory with --daily-files)")
+    g.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    g.add_argument("--start-date", default="2024-01-01", help="first day (default 2024-01-01)")
+    g.add_argument("--days", type=int, default=90, help="days the conversations start over (default 90)")
+    g.add_argument("--daily-files", action="store_true", help="one file per day, with late-arriving events")
+    g.add_argument("--late-fraction", type=float, default=0.01, help="share of events arriving 1-3 days late")
+    g.add_argument("--format", choices=["csv", "parquet"], default="csv", help="output format (default csv)")
+    args = g.parse_args(argv)
+    result = generate(
+        args.conversations,
+        args.out,
+        seed=args.seed,
+        start_date=args.start_date,
+        days=args.days,
+        daily_files=args.daily_files,
+        late_fraction=args.late_fraction,
+        fmt=args.format,
+        progress=lambda msg: print(msg, file=sys.stderr),
+    )
+    print(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Other Ibis backends the same models run on."""

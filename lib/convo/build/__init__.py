@@ -1,0 +1,1 @@
+"""Building a version: plan what to recompute, evaluate it, ingest input files; the runner."""

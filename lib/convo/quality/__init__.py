@@ -1,1 +1,0 @@
-"""Data quality: the Great Expectations suites of every table and how they run (see convo.audit)."""

@@ -1,0 +1,1 @@
+"""Presentation: report helpers, the notebooks that use them and how they run."""
