@@ -24,7 +24,7 @@ def cli_label(command: str) -> str:
 
 
 def source_docname(path: str) -> str:
-    """`lib/convo/runner.py` -> `source/lib-convo-runner-py` (a page of the site)."""
+    """`lib/convo/build/runner.py` -> `source/lib-convo-build-runner-py` (a page of the site)."""
     return "source/" + re.sub(r"[^A-Za-z0-9]+", "-", path).strip("-").lower()
 
 

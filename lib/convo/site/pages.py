@@ -265,7 +265,7 @@ def lineage(data: SiteData) -> str:
         if data.notebook_reads
         else (
             "\nNo report notebooks yet: the tables each notebook reads are recorded while `convo run` executes it"
-            " ({src}`lib/convo/reads.py`), and appear here as the last step after the next successful run.\n"
+            " ({src}`lib/convo/reports/reads.py`), and appear here as the last step after the next successful run.\n"
         )
     )
     return (
@@ -438,7 +438,7 @@ def quality(data: SiteData) -> str:
         "",
         "Every table has a suite of checks. A failed **error** check stops a build from publishing;"
         " a failed **warn** check is reported and the build publishes. The suites are stored in"
-        " {src}`expectations/` and run by {src}`lib/convo/audit.py` on every `convo build` and `convo check`.",
+        " {src}`expectations/` and run by {src}`lib/convo/audit/checks.py` on every `convo build` and `convo check`.",
         "",
     ]
     state = data.state
@@ -573,7 +573,7 @@ def runs(data: SiteData) -> str:
         "",
         f"The run history of environment {md.text(data.env.name)}, newest first: every"
         " command that changed or checked it (also shown by `convo runs`). It is kept in the warehouse,"
-        " schema `convo_meta`, by {src}`lib/convo/runs.py`; failed runs alert as {src}`lib/convo/notify.py`"
+        " schema `convo_meta`, by {src}`lib/convo/engine/state.py`; failed runs alert as {src}`lib/convo/notify.py`"
         " and convo.toml say.",
         "",
     ]

@@ -1,7 +1,7 @@
 """Sphinx roles that tie the site's prose to the code: `{table}`, `{src}` and `{cli}`.
 
     {table}`fact_conversation_lifecycle`  -> the table's page
-    {src}`lib/convo/runner.py`            -> the page showing that file (or folder)
+    {src}`lib/convo/build/runner.py`      -> the page showing that file (or folder)
     {cli}`rollback`                       -> `convo rollback` in the CLI reference
 
 A target that exists resolves through Sphinx's own cross-references, so a missing page or label
