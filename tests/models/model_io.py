@@ -40,23 +40,23 @@ def schema_of(name: str) -> ibis.Schema:
     if name == SEED:  # the seed loader reads the file with all_varchar (convo.build.seeds)
         return ibis.schema({c.name: "string" for c in table_docs()[SEED].columns if not c.load_time})
     m = models()[name]
-    return m.fn(**{i: ibis.table(schema_of(i), name=i) for i in m.inputs}).schema()
+    return m.fn(**{i: unbound(i) for i in m.inputs}).schema()
 
 
-def table(name: str, rows: Iterable[Mapping[str, object]] = ()) -> ir.Table:
-    """`rows` as input `name`, typed with `schema_of(name)`; a column a row leaves out is NULL.
+def table(name: str, given: Iterable[Mapping[str, object]] = ()) -> ir.Table:
+    """The `given` rows as input `name`, typed with `schema_of(name)`; a column a row leaves out is NULL.
 
     A column name the input does not have is an error, so a typo cannot pass as a NULL.
     """
-    return ibis.memtable(_arrow(name, rows))
+    return ibis.memtable(_arrow(name, given))
 
 
-def _arrow(name: str, rows: Iterable[Mapping[str, object]]) -> pa.Table:
-    schema, rows = schema_of(name), list(rows)
-    unknown = sorted({column for row in rows for column in row} - set(schema.names))
+def _arrow(name: str, given: Iterable[Mapping[str, object]]) -> pa.Table:
+    schema, given = schema_of(name), list(given)
+    unknown = sorted({column for row in given for column in row} - set(schema.names))
     if unknown:
         raise ValueError(f"{name} has no column {', '.join(unknown)}")
-    columns = {c: [row.get(c) for row in rows] for c in schema.names}
+    columns = {c: [row.get(c) for row in given] for c in schema.names}
     return pa.table(columns, schema=schema.to_pyarrow())  # typed as given, even with no row
 
 
@@ -79,10 +79,10 @@ def staged_events(*events: tuple) -> list[dict]:
     its assigned agent, as staging types it.
     """
     sequence: dict[int, int] = {}
-    rows = []
+    staged_rows = []
     for line, (conversation, time, user, agent, event, value) in enumerate(events, start=2):
         sequence[conversation] = sequence.get(conversation, 0) + 1
-        rows.append(
+        staged_rows.append(
             {
                 "event_id": f"{conversation}-{sequence[conversation]}",
                 "conversation_id": conversation,
@@ -98,7 +98,7 @@ def staged_events(*events: tuple) -> list[dict]:
                 "file_seq": 1,
             }
         )
-    return rows
+    return staged_rows
 
 
 @functools.cache

@@ -11,6 +11,7 @@ from model_io import RAW_SCHEMA, WINDOW, at, compiled, rows, run, table, unbound
 
 from convo.models.staging import (
     MAX_FIELD_CHARS,
+    RAW_COLUMNS,
     accepted_events,
     deduplicate_events,
     parse_raw_events,
@@ -23,10 +24,9 @@ CONVERSATION, CONVERSATION_ID = "10000000000101", 10000000000101
 
 def raw(*lines: tuple[str, ...]) -> ibis.Table:
     """Raw rows (the six fields as text) of one file, from line 2 (line 1 is the header)."""
-    fields = RAW_SCHEMA.names[:6]
     return ibis.memtable(
         [
-            {**dict(zip(fields, line)), "source_file": "events.csv", "source_line": n, "file_seq": 1}
+            {**dict(zip(RAW_COLUMNS, line)), "source_file": "events.csv", "source_line": n, "file_seq": 1}
             for n, line in enumerate(lines, start=2)
         ],
         schema=RAW_SCHEMA,
@@ -69,8 +69,7 @@ def test_each_rule_rejects_with_its_reason():
     ok = ("2024-01-01 9:00:00", CONVERSATION, "1", "7", "message_sent_to_customer", M)
 
     def but(**fields) -> tuple[str, ...]:
-        names = RAW_SCHEMA.names[:6]
-        return tuple(fields.get(n, v) for n, v in zip(names, ok))
+        return tuple(fields.get(n, v) for n, v in zip(RAW_COLUMNS, ok))
 
     window = "2016-01-01 00:00:00 to 2099-12-31 23:59:59"
     statuses = "OPEN, WAITING FOR CUSTOMER, CLOSED"
@@ -79,6 +78,7 @@ def test_each_rule_rejects_with_its_reason():
         but(event_timestamp="2024-02-30 10:00:00"),  # no such day
         but(event_timestamp=" "),
         but(event_timestamp="2015-12-31 23:59:59"),  # one second before the window
+        but(event_timestamp="2100-01-01 0:00:00"),  # one second after it
         but(conversation_id="12.5"),
         but(conversation_id="99999999999999999999"),  # above 2**63 - 1
         but(user_id="0"),  # upstream's "unknown"
@@ -98,6 +98,7 @@ def test_each_rule_rejects_with_its_reason():
         "event_timestamp '2024-02-30 10:00:00' is not a timestamp like 2019-04-04 1:18:45",
         "event_timestamp is empty",
         f"event_timestamp '2015-12-31 23:59:59' is outside the accepted window {window} (event_window in convo.toml)",
+        f"event_timestamp '2100-01-01 0:00:00' is outside the accepted window {window} (event_window in convo.toml)",
         "conversation_id '12.5' is not an integer",
         "conversation_id '99999999999999999999' is too large for a 64-bit integer",
         "user_id '0' is not a positive integer",
