@@ -186,44 +186,49 @@ def test_summary_has_one_row_per_conversation(summary):
 # -- the summary against a replay of random event histories ------------------------------------
 EVENT = st.tuples(
     st.integers(1, 3),  # conversation
-    st.integers(0, 5),  # minutes after 9:00: small, so that ties happen
+    st.integers(0, 2),  # minutes after 9:00: few, so that ties in time are common
     st.sampled_from([1, 2]),  # user
     st.sampled_from([None, 7, 8]),  # agent
     st.sampled_from([(C, M), (AM, M), (S, OPEN), (S, WAITING), (S, CLOSED), (T, "login"), (T, "payments"), (AA, "9")]),
 )
+AGENT_CONVERSATIONS = compiled(int_agent_conversations(unbound("stg_conversation_events")))
 SUMMARY = compiled(int_conversation_summary(unbound("stg_conversation_events"), unbound("int_agent_conversations")))
 
 
 def _replay(history: list[tuple]) -> dict:
-    """What intermediate.yml says of one conversation's (time, user, event, value) events, in staged
-    order, worked out in plain Python."""
-    statuses = [value for _, _, event, value in history if event == S]
-    customer = [i for i, (_, _, event, _) in enumerate(history) if event == C]
-    closes = [i for i, (_, _, event, value) in enumerate(history) if event == S and value == CLOSED]
+    """What intermediate.yml says of one conversation's (time, user, agent, event, value) events, in
+    staged order, worked out in plain Python."""
+    statuses = [value for _, _, _, event, value in history if event == S]
+    customer = [i for i, (_, _, _, event, _) in enumerate(history) if event == C]
+    closes = [i for i, (_, _, _, event, value) in enumerate(history) if event == S and value == CLOSED]
     status = statuses[-1] if statuses else OPEN
-    first_message = min((time for time, _, event, _ in history if event == C), default=None)
-    replies = [time for time, _, event, _ in history if event == AM and first_message and time >= first_message]
+    first_message = min((time for time, _, _, event, _ in history if event == C), default=None)
+    replies = [time for time, _, _, event, _ in history if event == AM and first_message and time >= first_message]
+    acting = {agent for _, _, agent, _, _ in history if agent is not None}
+    assigned = {int(value) for _, _, _, event, value in history if event == AA}
     return {
         "user_id": history[0][1],
         "status": status,
         "closed_at": max(history[i][0] for i in closes) if status == CLOSED else None,
+        "number_involved_agents": len(acting | assigned),
         "reopen_count": sum(1 for i in closes if customer and i < customer[-1]),
-        "number_tags_assigned": len({value for _, _, event, value in history if event == T}),
-        "interaction_between_customer": sum(1 for _, _, event, _ in history if event in (C, AM)),
+        "number_tags_assigned": len({value for _, _, _, event, value in history if event == T}),
+        "interaction_between_customer": sum(1 for _, _, _, event, _ in history if event in (C, AM)),
         "first_response_minutes": (min(replies) - first_message).total_seconds() / 60 if replies else None,
     }
 
 
 @settings(max_examples=30, deadline=None)
 @given(st.lists(EVENT, min_size=1, max_size=14))
-def test_summary_agrees_with_a_replay_of_the_events(events):
+def test_summary_and_agents_agree_with_a_replay_of_the_events(events):
     # Staged order: by time, ties in input order (a stable sort keeps it).
     ordered = sorted(events, key=lambda e: (e[0], e[1]))
     history_of: dict[int, list[tuple]] = {}
-    for conversation, minute, user, _, (event, value) in ordered:
-        history_of.setdefault(conversation, []).append((at(f"2024-01-01 9:{minute:02d}"), user, event, value))
+    for conversation, minute, user, agent, (event, value) in ordered:
+        history_of.setdefault(conversation, []).append((at(f"2024-01-01 9:{minute:02d}"), user, agent, event, value))
     staged_rows = staged_events(*((c, f"2024-01-01 9:{m:02d}", u, a, e, v) for c, m, u, a, (e, v) in ordered))
-    found = by("conversation_id", run(SUMMARY, stg_conversation_events=staged_rows, int_agent_conversations=[]))
+    agents = run(AGENT_CONVERSATIONS, stg_conversation_events=staged_rows)
+    found = by("conversation_id", run(SUMMARY, stg_conversation_events=staged_rows, int_agent_conversations=agents))
     assert sorted(found) == sorted(history_of)  # one row per conversation of the events
     for conversation, history in history_of.items():
         replayed = _replay(history)
