@@ -75,6 +75,21 @@ def reopen_rate(c: ir.Table) -> ir.FloatingScalar:
     return ibis.ifelse(closed > 0, reopened / closed.cast("float64"), ibis.null("float64"))
 
 
+def resolution_measures(c: ir.Table) -> dict[str, ir.Scalar]:
+    """The resolution metrics of a conversation table, named as the reports show them side by side:
+    how many conversations and how many closed, how fast they were resolved and first answered, and
+    how often reopened. One list for every report that shows them, so the reports cannot drift apart."""
+    return {
+        "conversations": conversations_opened(c),
+        "closed": conversations_closed(c),
+        "median_hours_to_resolve": median_hours_to_resolve(c),
+        "p90_hours_to_resolve": p90_hours_to_resolve(c),
+        "median_first_response_minutes": median_first_response_minutes(c),
+        "p90_first_response_minutes": p90_first_response_minutes(c),
+        "reopen_rate": reopen_rate(c),
+    }
+
+
 def share_of_contacts(with_reason: ir.IntegerValue, all_opened: ir.IntegerValue) -> ir.FloatingValue:
     """`conversations_opened` of one reason over `conversations_opened` of all conversations, same period."""
     return ibis.ifelse(all_opened > 0, with_reason / all_opened.cast("float64"), ibis.null("float64"))

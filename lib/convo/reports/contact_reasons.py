@@ -162,15 +162,7 @@ def resolution(env: Environment, s: Selection) -> pd.DataFrame:
         t = _tagged_in_range(con, s)
         return (
             t.group_by("tag", "contact_reason")
-            .aggregate(
-                conversations=metrics.conversations_opened(t),
-                closed=metrics.conversations_closed(t),
-                median_hours_to_resolve=metrics.median_hours_to_resolve(t),
-                p90_hours_to_resolve=metrics.p90_hours_to_resolve(t),
-                median_first_response_minutes=metrics.median_first_response_minutes(t),
-                p90_first_response_minutes=metrics.p90_first_response_minutes(t),
-                reopen_rate=metrics.reopen_rate(t),
-            )
+            .aggregate(**metrics.resolution_measures(t))
             .order_by(ibis.desc("conversations"), "tag")
         )
 

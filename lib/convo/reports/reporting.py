@@ -470,16 +470,7 @@ def resolution(env: Environment) -> pd.DataFrame:
 
     def measures(con: BaseBackend) -> ir.Table:
         c = metrics.conversation_rows(con.table("fact_conversation_lifecycle"))
-        return c.aggregate(
-            conversations=metrics.conversations_opened(c),
-            closed=metrics.conversations_closed(c),
-            median_hours_to_resolve=metrics.median_hours_to_resolve(c),
-            p90_hours_to_resolve=metrics.p90_hours_to_resolve(c),
-            median_first_response_minutes=metrics.median_first_response_minutes(c),
-            p90_first_response_minutes=metrics.p90_first_response_minutes(c),
-            reopen_rate=metrics.reopen_rate(c),
-            avg_messages=c.interaction_between_customer.mean(),
-        )
+        return c.aggregate(**metrics.resolution_measures(c), avg_messages=c.interaction_between_customer.mean())
 
     row = compute(env, measures).to_dict("records")[0]  # per column, so counts stay integers
     values = {
