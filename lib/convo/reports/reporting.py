@@ -25,7 +25,7 @@ import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
-from IPython.display import Image, Markdown, display
+from IPython.display import Image, Markdown
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
@@ -108,17 +108,6 @@ def _relative(env: Environment, path: str) -> str:
 
 
 # -- runs -------------------------------------------------------------------------------------
-def build(env: Environment, inputs: list[str], full_refresh: bool) -> Run:
-    """Run the build (`convo.build.runner.build`); on a failed audit show the failing checks, then fail."""
-    from convo.build import runner  # the store, ingestion and audit worker: only the notebook that builds pays for them
-
-    try:
-        return runner.build(env, list(inputs) or None, full_refresh=full_refresh)
-    except runner.BuildFailed as exc:
-        display(failed_checks(exc.run))
-        raise
-
-
 def _records(env: Environment, cls: type, table: str, run_id: int, order: str) -> list:
     names = [f.name for f in fields(cls)]
     df = query(env, f"SELECT {', '.join(names)} FROM {META}.{table} WHERE run_id = ? ORDER BY {order}", [run_id])
@@ -149,6 +138,11 @@ def load_run(env: Environment, run_id: int) -> Run:
     return run
 
 
+def run_or_published_build(env: Environment, run_id: int | None) -> Run:
+    """Run `run_id` (`convo run` names its own), or with none the build that wrote the published version."""
+    return published_build(env) if run_id is None else load_run(env, int(run_id))
+
+
 def published_build(env: Environment) -> Run:
     """The build that wrote the published version (a build's version is its run id)."""
     version = query(env, f"SELECT max(version) AS v FROM {META}.versions WHERE state = 'published'").v[0]
@@ -163,9 +157,11 @@ def run_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
     took = f", {(r.finished_at - r.started_at).total_seconds():.1f} s" if pd.notna(r.finished_at) else ""
     version = f" · published version **{run.published_version}**" if run.published_version else ""
     message = f"\n\n> {_shown_text(env, run.message)}" if run.message else ""
+    # A run is "running" while its own reports are made: its build is done, the run is not.
+    status = "built, reports in progress" if run.status == "running" else run.status
     return Markdown(
         f"Run **{run.run_id}** of environment {escape.markdown(env.name)} ({_shown_text(env, run.command)}):"
-        f" **{escape.markdown(run.status)}**{version} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took}"
+        f" **{escape.markdown(status)}**{version} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took}"
         f" · run date {on} · warehouse {escape.markdown(_relative(env, env.warehouse))}{message}"
     )
 
