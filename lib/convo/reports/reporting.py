@@ -7,7 +7,7 @@ rounded, paths shown relative to the project root, and run ids, timings and load
 out of every table. The run header, which shows them, is the one cell the regression test ignores.
 
 Every query opens the warehouse file read-only and closes it again, so a notebook never holds the
-file while another command (the next notebook's build) needs to write it.
+file a later build needs to write.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import ibis
@@ -26,8 +27,6 @@ import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
 from IPython.display import Image, Markdown
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
 
 from convo import config, escape
 from convo.audit.checks import ERROR, WARN
@@ -38,6 +37,9 @@ from convo.models import metrics
 from convo.models.registry import table_docs
 from convo.reports import readable, reads
 from convo.shown_paths import project_path, project_paths_in
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Buckets for the time-to-resolution chart, in hours: (label, upper bound).
 RESOLUTION_BUCKETS = (("< 1 h", 1), ("1-4 h", 4), ("4-24 h", 24), ("1-3 days", 72), ("> 3 days", float("inf")))
@@ -271,6 +273,8 @@ def _chart(
     draw: Callable[[Axes], None], *, title: str, xlabel: str, ylabel: str, size=(9, 3.6), grid: str = "y"
 ) -> Image:
     """A static PNG (no pyplot state, so it is shown once, in the notebook and its HTML copy)."""
+    from matplotlib.figure import Figure  # about a second to import: only in a notebook that draws
+
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     ax = fig.subplots()
     draw(ax)
