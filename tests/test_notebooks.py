@@ -375,3 +375,43 @@ def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
     assert message.startswith("20_broken failed in cell [2]: RuntimeError: deliberate failure")
     sent = json.loads(alert.read_text())
     assert sent["status"] == "failed" and sent["command"] == command and sent["report"] == str(folder)
+
+
+def test_a_build_that_fails_its_audit_runs_no_notebook_and_alerts(tmp_path):
+    """`convo run` builds first: a failed audit publishes nothing, so no report describes it; the
+    run's one record says which checks failed, and the alert carries the report folder."""
+    project = sample_project(ROOT, tmp_path / "project")
+    for source in (ROOT / "notebooks").glob("*.py"):
+        shutil.copy(source, project / "notebooks" / source.name)
+    alert = tmp_path / "alert.json"
+    (project / "convo.toml").write_text(
+        f'[environments.dev]\ninputs = ["seeds/raw_conversation_events.csv"]\nnotify.command = "cat > {alert}"\n'
+    )
+    suite = project / "expectations" / "dim_user.json"  # edited by hand: the audit refuses to trust it
+    edited = json.loads(suite.read_text())
+    edited["expectations"].pop()
+    suite.write_text(json.dumps(edited))
+
+    result = subprocess.run(
+        [CONVO, "run", "--env", "dev"],
+        cwd=project,
+        env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "[error] dim_user: expectation suite is up to date" in result.stdout
+    assert "failed (audit failed, nothing published: dim_user: expectation suite is up to date" in result.stdout
+    (folder,) = (project / "reports" / "dev").iterdir()
+    assert [p.name for p in folder.iterdir()] == ["run.log"]  # no notebook ran
+    assert "audit failed, nothing published" in (folder / "run.log").read_text()
+    ((_, command, status, message, _),) = _history(project / "warehouse" / "dev.duckdb")
+    assert (command, status) == ("run", "failed") and message.startswith("audit failed, nothing published")
+    con = duckdb.connect(str(project / "warehouse" / "dev.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM convo_meta.versions WHERE state = 'published'").fetchone() == (0,)
+    con.close()
+    sent = json.loads(alert.read_text())
+    assert sent["status"] == "failed" and sent["report"] == str(folder)
+    assert "expectation suite is up to date" in [c["check_name"] for c in sent["failed_checks"]]
