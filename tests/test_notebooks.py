@@ -314,8 +314,8 @@ def test_a_second_run_fails_fast_while_one_is_going(jobs):
 
 
 def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
-    """Reports are whatever NN_name.py files the project has; the second one here fails. The ones
-    after the first run side by side, so the third runs all the same."""
+    """Reports are whatever NN_name.py files the project has; the second one here fails. They run
+    side by side and none depends on another, so the third runs all the same."""
     project = sample_project(ROOT, tmp_path / "project")
     alert = tmp_path / "alert.json"
     (project / "convo.toml").write_text(

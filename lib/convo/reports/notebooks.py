@@ -4,9 +4,9 @@ One run, one lock and one record: the run opens the environment through the runn
 (`runner.session`: the environment's lock, held to the end; `runner.recorded`: its row in
 convo_meta.runs, command "run ...") and builds in this process (`runner.build_in_session`). The
 notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
-a report, run in the order of its number, so adding a report is adding a file. The first (10_ingest)
-shows what this run's build did (its run id is a parameter) and runs alone; the others report on
-the published version and run side by side, as many at once as the environment has threads. While
+a report, started in the order of its number, so adding a report is adding a file. The first
+(10_ingest) shows what this run's build did (its run id is a parameter); the others report on the
+published version. They run side by side, as many at once as the environment has threads. While
 they run, the warehouse file is closed (they open it read-only) but the lock is held, so no other
 build, check or rollback can change the published version under them. A run writes:
 
@@ -247,14 +247,11 @@ class _Plan:
         return None
 
     def run_all(self) -> str | None:
-        """The first notebook (what the run built), then the others side by side, as many at once as
-        the environment has threads: each only reads the published version, so none waits for
-        another. Returns the failure of the first notebook in order that failed."""
-        if failure := self.run_notebook(0):
-            return failure  # the run's own step: the reports would describe a run nobody has checked
-        rest = range(1, len(self.sources))
+        """Every notebook, side by side, as many at once as the environment has threads (each only
+        reads, so none waits for another), started in the order of their number. Returns the failure
+        of the first notebook in that order that failed."""
         with ThreadPoolExecutor(max_workers=max(1, self.env.threads)) as pool:
-            failures = list(pool.map(self.run_notebook, rest))
+            failures = list(pool.map(self.run_notebook, range(len(self.sources))))
         return next((f for f in failures if f), None)
 
 
