@@ -318,9 +318,7 @@ def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
     side by side and none depends on another, so the third runs all the same."""
     project = sample_project(ROOT, tmp_path / "project")
     alert = tmp_path / "alert.json"
-    (project / "convo.toml").write_text(
-        f'[environments.dev]\ninputs = ["seeds/raw_conversation_events.csv"]\nnotify.command = "cat > {alert}"\n'
-    )
+    (project / "convo.toml").write_text(f'[environments.dev]\nnotify.command = "cat > {alert}"\n')
     steps = {
         "10_first": '# %% tags=["parameters"]\nrun_date = None\n\n# %%\nprint("first step, run date", run_date)\n',
         "20_broken": '# %%\nprint("about to fail")\n\n# %%\nraise RuntimeError("deliberate failure")\n',
@@ -329,9 +327,9 @@ def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
     for name, text in steps.items():
         (project / "notebooks" / f"{name}.py").write_text(text)
 
-    result = subprocess.run(
-        [CONVO, "run", "--env", "dev", "--date", "2024-05-01"],
-        cwd=project,
+    result = subprocess.run(  # from outside the project, an input named from there
+        [CONVO, "run", "--env", "dev", "--date", "2024-05-01", "project/seeds/raw_conversation_events.csv"],
+        cwd=tmp_path,
         env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
         capture_output=True,
         text=True,
@@ -371,7 +369,10 @@ def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
     assert not (project / "reports" / "dev" / "latest").exists()
 
     ((_, command, status, message, _),) = _history(project / "warehouse" / "dev.duckdb")
-    assert (command, status) == ("run --date 2024-05-01", "failed")
+    assert (command, status) == ("run --date 2024-05-01 seeds/raw_conversation_events.csv", "failed")
+    con = duckdb.connect(str(project / "warehouse" / "dev.duckdb"), read_only=True)
+    assert con.execute("SELECT action, rows_read FROM convo_meta.run_files").fetchall() == [("ingested", 378)]
+    con.close()
     assert message.startswith("20_broken failed in cell [2]: RuntimeError: deliberate failure")
     sent = json.loads(alert.read_text())
     assert sent["status"] == "failed" and sent["command"] == command and sent["report"] == str(folder)

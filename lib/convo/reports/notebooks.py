@@ -335,10 +335,10 @@ def run(
     started = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
     run_date = run_date or _default_run_date(env, started)
-    # Paths relative to the project root, where the kernels work: they are shown in the reports
-    # (parameters cell, run header), which must not carry the absolute paths of this machine.
-    inputs = [project_path(p, env.root) for p in inputs or []]
-    command = _command(inputs, full_refresh, run_date)
+    files = [os.path.abspath(p) for p in inputs or []]  # as the caller named them, from its working directory
+    # The command names them relative to the project root: it is shown in the reports (run
+    # header), which must not carry the absolute paths of this machine.
+    command = _command([project_path(p, env.root) for p in files], full_refresh, run_date)
     sources = discover(env.root / NOTEBOOKS_DIR)
     if not sources:
         raise ValueError(f"{env.root / NOTEBOOKS_DIR}: no notebooks (NN_name.py) to run")
@@ -348,7 +348,7 @@ def run(
         with _log_to(folder / "run.log"), runner.recorded(s, command, full_refresh=full_refresh) as record:
             record.report = str(folder)
             log.info("run of environment %s: build, %d notebooks -> %s", env.name, len(sources), folder)
-            runner.build_in_session(s, record, inputs, full_refresh=full_refresh)
+            runner.build_in_session(s, record, files, full_refresh=full_refresh)
             parameters = {
                 "env": env.name,
                 "config_file": project_path((config_file or find_config()).resolve(), env.root),
