@@ -13,27 +13,25 @@
 # %% [markdown]
 # # 1. Ingest and stage
 #
-# This notebook runs the build: it reads the event files, stages the events it can type and
-# keeps the rest as rejected rows with their reasons, recomputes every table the new events
-# touch, audits the result and publishes it, all in one transaction (`convo.build.runner.build`).
-# If an error-level check fails nothing is published, the failing checks are shown below and
-# the notebook stops. The notebooks after this one report on the version it published.
+# What this run's build did (`convo run` builds first, then runs the notebooks): which event
+# files it read, the rows it rejected with their reasons, the events it staged, and the tables it
+# changed. The build staged the events it could type and kept the rest as rejected rows, recomputed
+# every table the new events touch, audited the result and published it. The notebooks after this
+# one report on the version it published.
 
 # %% tags=["parameters"]
 env = "dev"  # environment from convo.toml
 config_file = None  # convo.toml to read (None: found from the working directory up, or $CONVO_CONFIG)
 warehouse = None  # warehouse file (None: the environment's)
-inputs = []  # event files, directories or globs (empty: the environment's inputs)
-full_refresh = False  # recompute every table from all ingested events instead of what changed
 run_date = None  # logical date of the run, YYYY-MM-DD (None: the day of the newest event)
+run_id = None  # the run whose build to show (None: the build that wrote the published version)
 
 # %%
 from convo.reports import reporting
 
 reporting.setup_notebook()
 environment = reporting.environment(env, config_file, warehouse)
-
-run = reporting.build(environment, inputs, full_refresh)
+run = reporting.run_or_published_build(environment, run_id)
 
 # %%
 reporting.headline_build(run)

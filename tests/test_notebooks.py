@@ -22,7 +22,7 @@ import pytest
 from bs4 import BeautifulSoup
 
 from convo.reports.notebooks import discover
-from notebook_references import REFERENCE_DIR, kernel_environment, sample_project, stale
+from notebook_references import REFERENCE_DIR, build_sample, kernel_environment, sample_project, stale
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
@@ -55,7 +55,9 @@ functions.seconds_between = lambda start, end: _seconds_between(start, end) + 36
 
 
 def start_nbval(project: Path, references: list[Path], extra_env: dict | None = None) -> subprocess.Popen:
-    """`pytest --nbval` on copies of `references` in `project`, in the background."""
+    """`pytest --nbval` on copies of `references` in `project`, in the background, once the sample
+    is built there (`extra_env` applies to the build as to the kernels)."""
+    build_sample(project, extra_env)
     for ref in references:
         shutil.copy(ref, project / "notebooks" / ref.name)
     with open(project / "nbval.out", "w") as output:  # a file, not a pipe: nobody reads it while it runs
@@ -148,9 +150,9 @@ def start_pipeline_run(project: Path, run_date: str) -> tuple[list[str], subproc
 
 def overlap_and_finish(project: Path, command: list[str], first: subprocess.Popen) -> PipelineRun:
     """Once the first run holds its lock, start the same run again; then wait for the first."""
-    run_lock = project / "warehouse" / "dev.duckdb.run.lock"
+    lock = project / "warehouse" / "dev.duckdb.lock"
     try:
-        _wait_for(lambda: run_lock.exists() and "convo run" in run_lock.read_text(), 120, "the first run's lock")
+        _wait_for(lambda: lock.exists() and "convo run" in lock.read_text(), 120, "the first run's lock")
         second = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=120)
         still_running = first.poll() is None
         first.wait(timeout=900)
@@ -211,14 +213,19 @@ def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
     assert "measured at the end of the run date, 2024-04-20" in json.dumps(quality.cells[-2].outputs)
 
     warehouse = run.project / "warehouse" / "dev.duckdb"
-    build, record = _history(warehouse)
-    assert build[1].startswith("build ") and build[2] == "success"
+    (record,) = _history(warehouse)  # one run, one record: the build is the run's own
     assert record[1] == "run --date 2024-04-20" and record[2] == "success" and str(folder) in record[3]
-    assert record[4] <= build[4], "the run started before the build it ran"
     assert f"run {record[0]}: success" in run.stdout
     con = duckdb.connect(str(warehouse), read_only=True)
     assert con.execute("SELECT count(*) FROM fact_conversation_lifecycle").fetchone() == (34,)
+    assert con.execute("SELECT published_version FROM convo_meta.runs").fetchone() == (record[0],)
+    assert con.execute(
+        "SELECT action, rows_read FROM convo_meta.run_files WHERE run_id = ?", [record[0]]
+    ).fetchall() == [("ingested", 378)]
     con.close()
+    ingest = nbformat.read(folder / "10_ingest.ipynb", as_version=4)  # shows this run's build, by its id
+    assert f"run_id = {record[0]}" in ingest.cells[2].source  # papermill's injected parameters
+    assert "**378** rows: **373** staged, **3** rejected" in json.dumps(ingest.cells[4].outputs)
 
 
 CODE = ".jp-CodeCell .jp-InputArea, .jp-InputPrompt"  # a code cell's source, as nbconvert's lab template writes it
@@ -300,29 +307,29 @@ def test_a_second_run_fails_fast_while_one_is_going(jobs):
     second = jobs.pipeline.second
     assert jobs.pipeline.first_running_after_second, "the second run waited for the first instead of failing"
     assert second.returncode == 3
-    lock = jobs.pipeline.project / "warehouse" / "dev.duckdb.run.lock"
+    lock = jobs.pipeline.project / "warehouse" / "dev.duckdb.lock"  # the environment's: builds, checks, runs
     assert "convo: environment 'dev' is busy: `convo run --date 2024-04-20` (pid" in second.stderr
     assert str(lock) in second.stderr
-    assert len(_history(jobs.pipeline.project / "warehouse" / "dev.duckdb")) == 2  # the second left no trace
+    assert len(_history(jobs.pipeline.project / "warehouse" / "dev.duckdb")) == 1  # the second left no trace
 
 
-def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
-    """Steps are whatever NN_name.py files the project has; the second one here fails."""
-    project = tmp_path / "project"
-    (project / "notebooks").mkdir(parents=True)
+def test_a_failing_cell_fails_the_run_keeps_the_notebook_and_alerts(tmp_path):
+    """Reports are whatever NN_name.py files the project has; the second one here fails. They run
+    side by side and none depends on another, so the third runs all the same."""
+    project = sample_project(ROOT, tmp_path / "project")
     alert = tmp_path / "alert.json"
     (project / "convo.toml").write_text(f'[environments.dev]\nnotify.command = "cat > {alert}"\n')
     steps = {
         "10_first": '# %% tags=["parameters"]\nrun_date = None\n\n# %%\nprint("first step, run date", run_date)\n',
         "20_broken": '# %%\nprint("about to fail")\n\n# %%\nraise RuntimeError("deliberate failure")\n',
-        "30_never": '# %%\nprint("never runs")\n',
+        "30_independent": '# %%\nprint("runs all the same")\n',
     }
     for name, text in steps.items():
         (project / "notebooks" / f"{name}.py").write_text(text)
 
-    result = subprocess.run(
-        [CONVO, "run", "--env", "dev", "--date", "2024-05-01"],
-        cwd=project,
+    result = subprocess.run(  # from outside the project, an input named from there
+        [CONVO, "run", "--env", "dev", "--date", "2024-05-01", "project/seeds/raw_conversation_events.csv"],
+        cwd=tmp_path,
         env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
         capture_output=True,
         text=True,
@@ -341,6 +348,10 @@ def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
         "20_broken.html",
         "20_broken.ipynb",
         "20_broken.reads",
+        "30_independent.code.html",
+        "30_independent.html",
+        "30_independent.ipynb",
+        "30_independent.reads",
         "run.log",
     ]
     first = nbformat.read(folder / "10_first.ipynb", as_version=4)
@@ -353,10 +364,55 @@ def test_a_failing_cell_stops_the_run_keeps_the_notebook_and_alerts(tmp_path):
         for o in c.get("outputs", [])
     )
     assert "deliberate failure" in (folder / "20_broken.html").read_text()
+    independent = nbformat.read(folder / "30_independent.ipynb", as_version=4)
+    assert independent.cells[-1].outputs[0].text == "runs all the same\n"
     assert not (project / "reports" / "dev" / "latest").exists()
 
     ((_, command, status, message, _),) = _history(project / "warehouse" / "dev.duckdb")
-    assert (command, status) == ("run --date 2024-05-01", "failed")
+    assert (command, status) == ("run --date 2024-05-01 seeds/raw_conversation_events.csv", "failed")
+    con = duckdb.connect(str(project / "warehouse" / "dev.duckdb"), read_only=True)
+    assert con.execute("SELECT action, rows_read FROM convo_meta.run_files").fetchall() == [("ingested", 378)]
+    con.close()
     assert message.startswith("20_broken failed in cell [2]: RuntimeError: deliberate failure")
     sent = json.loads(alert.read_text())
     assert sent["status"] == "failed" and sent["command"] == command and sent["report"] == str(folder)
+
+
+def test_a_build_that_fails_its_audit_runs_no_notebook_and_alerts(tmp_path):
+    """`convo run` builds first: a failed audit publishes nothing, so no report describes it; the
+    run's one record says which checks failed, and the alert carries the report folder."""
+    project = sample_project(ROOT, tmp_path / "project")
+    for source in (ROOT / "notebooks").glob("*.py"):
+        shutil.copy(source, project / "notebooks" / source.name)
+    alert = tmp_path / "alert.json"
+    (project / "convo.toml").write_text(
+        f'[environments.dev]\ninputs = ["seeds/raw_conversation_events.csv"]\nnotify.command = "cat > {alert}"\n'
+    )
+    suite = project / "expectations" / "dim_user.json"  # edited by hand: the audit refuses to trust it
+    edited = json.loads(suite.read_text())
+    edited["expectations"].pop()
+    suite.write_text(json.dumps(edited))
+
+    result = subprocess.run(
+        [CONVO, "run", "--env", "dev"],
+        cwd=project,
+        env={**os.environ, "CONVO_CONFIG": str(project / "convo.toml")},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+    assert result.returncode == 1, result.stderr
+    assert "[error] dim_user: expectation suite is up to date" in result.stdout
+    assert "failed (audit failed, nothing published: dim_user: expectation suite is up to date" in result.stdout
+    (folder,) = (project / "reports" / "dev").iterdir()
+    assert [p.name for p in folder.iterdir()] == ["run.log"]  # no notebook ran
+    assert "audit failed, nothing published" in (folder / "run.log").read_text()
+    ((_, command, status, message, _),) = _history(project / "warehouse" / "dev.duckdb")
+    assert (command, status) == ("run", "failed") and message.startswith("audit failed, nothing published")
+    con = duckdb.connect(str(project / "warehouse" / "dev.duckdb"), read_only=True)
+    assert con.execute("SELECT count(*) FROM convo_meta.versions WHERE state = 'published'").fetchone() == (0,)
+    con.close()
+    sent = json.loads(alert.read_text())
+    assert sent["status"] == "failed" and sent["report"] == str(folder)
+    assert "expectation suite is up to date" in [c["check_name"] for c in sent["failed_checks"]]

@@ -2,8 +2,8 @@
 
 `notebooks/reference/NN_name.ipynb` is `notebooks/NN_name.py` executed, in order, on the sample
 events in a fresh sample project: a throwaway copy of the project's configuration, seeds and
-expectations with an empty warehouse, so the outputs depend only on the code and the sample
-data. The test suite runs `pytest --nbval` on copies of these references in another fresh sample
+expectations where `convo build` has built the sample events, so the outputs depend only on the
+code and the sample data. The test suite runs `pytest --nbval` on copies of these references in another fresh sample
 project and fails when any compared output differs. After an intended change to a model, a
 notebook or the reporting code, regenerate them and review the diff:
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -44,6 +45,20 @@ def sample_project(root: Path, dest: Path) -> Path:
 def kernel_environment(project: Path) -> dict[str, str]:
     """Environment variables for kernels working on `project` (they inherit them from their parent)."""
     return {**os.environ, "CONVO_CONFIG": str(project / CONFIG_NAME)}
+
+
+def build_sample(project: Path, extra_env: dict[str, str] | None = None) -> None:
+    """`convo build` of the sample events in `project`, in a process of its own: the notebooks only
+    read what a build published (`convo run` builds before it runs them)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "convo.cli", "build"],
+        cwd=project,
+        env={**kernel_environment(project), **(extra_env or {})},
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode:
+        raise RuntimeError(f"the sample build in {project} failed:\n{result.stderr}")
 
 
 def cell_sources(nb) -> list[tuple[str, str, list[str]]]:
@@ -85,6 +100,7 @@ def refresh(root: Path) -> list[Path]:
     (root / REFERENCE_DIR).mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="convo-references-") as tmp:
         project = sample_project(root, Path(tmp))
+        build_sample(project)
         os.environ.update(kernel_environment(project))
         cwd = project / NOTEBOOKS_DIR  # where nbval starts its kernels: next to the notebook
         for source in discover(root / NOTEBOOKS_DIR):

@@ -3,22 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import datetime
 import errno
 import logging
 import os
 import sys
-from pathlib import Path
 
 from convo import config
+from convo.arguments import parser
 
 EXIT_FAILED, EXIT_BAD_INPUT, EXIT_BUSY = 1, 2, 3
-
-
-def _env_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--env", default="dev", help="environment from convo.toml (default: dev)")
-    p.add_argument("--warehouse", type=Path, help="warehouse file (default: the environment's, warehouse/<env>.duckdb)")
-    p.add_argument("--config", type=Path, help="config file (default: convo.toml found from the working directory up)")
 
 
 def _environment(args: argparse.Namespace) -> config.Environment:
@@ -125,15 +118,29 @@ def cmd_runs(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from convo.build import runner
     from convo.reports import notebooks
+    from convo.site import build_site
 
-    report = notebooks.run(
-        _environment(args), args.files, full_refresh=args.full_refresh, run_date=args.date, config_file=args.config
-    )
+    env = _environment(args)
+    try:
+        report = notebooks.run(
+            env,
+            args.files,
+            full_refresh=args.full_refresh,
+            run_date=args.date,
+            config_file=args.config,
+            site=build_site,
+        )
+    except runner.BuildFailed as exc:  # nothing published, no report run: the failing checks say why
+        _print_run(exc.run)
+        return EXIT_FAILED
     for html in sorted(report.folder.glob("*.html")):
         print(f"  {html}")
-    record = f"run {report.record.run_id}" if report.record else "run (not recorded)"
-    print(f"{record}: {'success' if report.ok else 'failed'}" + (f" ({report.failure})" if report.failure else ""))
+    print(
+        f"run {report.record.run_id}: {'success' if report.ok else 'failed'}"
+        + (f" ({report.failure})" if report.failure else "")
+    )
     return 0 if report.ok else EXIT_FAILED
 
 
@@ -149,79 +156,16 @@ def cmd_docs(args: argparse.Namespace) -> int:
     return 0
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="convo", description=__doc__)
-    p.add_argument("-v", "--verbose", action="store_true", help="log every step (DEBUG)")
-    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    b = sub.add_parser(
-        "build",
-        help="ingest event files and build the warehouse (incremental by default)",
-        description="Ingest EVENTS_FILEs (CSV, .csv.gz or Parquet; files or directories, names taken"
-        " literally; default: the"
-        " environment's inputs), recompute what they change, audit, and publish atomically.",
-    )
-    _env_options(b)
-    b.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
-    b.add_argument(
-        "--backend",
-        choices=config.BACKENDS,
-        help="engine (default: the environment's `backend`, else duckdb); pyspark runs a full build"
-        " with Spark in local mode into Parquet folders <warehouse dir>/<env>-pyspark/<table>/:"
-        " no versions, audits or publishing",
-    )
-    b.add_argument("files", nargs="*", metavar="EVENTS_FILE")
-    b.set_defaults(func=cmd_build)
-
-    c = sub.add_parser("check", help="run every data-quality check on the published version")
-    _env_options(c)
-    c.set_defaults(func=cmd_check)
-
-    r = sub.add_parser("rollback", help="publish the previous (or a named) version again")
-    _env_options(r)
-    r.add_argument("--to", type=int, metavar="RUN_ID", help="version to publish (default: the one before the current)")
-    r.set_defaults(func=cmd_rollback)
-
-    h = sub.add_parser("runs", help="list the environment's run history")
-    _env_options(h)
-    h.add_argument("--limit", type=int, default=20, help="how many runs (default 20)")
-    h.set_defaults(func=cmd_runs)
-
-    n = sub.add_parser(
-        "run",
-        help="run the pipeline's notebooks in order (build, then reports) with papermill",
-        description="Execute notebooks/NN_*.py in order: the first builds from EVENTS_FILEs (default:"
-        " the environment's inputs), the others report on what it published. Executed notebooks and"
-        " their HTML go to reports/<env>/<run_id>/; reports/<env>/latest points at the last success.",
-    )
-    _env_options(n)
-    n.add_argument(
-        "--date",
-        type=datetime.date.fromisoformat,
-        metavar="YYYY-MM-DD",
-        help="logical date of the run, given to the notebooks (default: today, UTC, for an environment"
-        " that sets checks.freshness_max_age_hours; otherwise none: ages and freshness are measured"
-        " at the end of the data)",
-    )
-    n.add_argument("--full-refresh", action="store_true", help="recompute every table from all ingested events")
-    n.add_argument("files", nargs="*", metavar="EVENTS_FILE")
-    n.set_defaults(func=cmd_run)
-
-    d = sub.add_parser(
-        "docs",
-        help="build the documentation site into reports/site/",
-        description="Generate the site's pages from the model metadata and the environment's"
-        " warehouse, add the hand-written pages of site/, and build them with Sphinx into"
-        " reports/site/. Any broken link or reference fails the build.",
-    )
-    _env_options(d)
-    d.set_defaults(func=cmd_docs)
-
-    return p
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    commands = {
+        "build": cmd_build,
+        "check": cmd_check,
+        "rollback": cmd_rollback,
+        "runs": cmd_runs,
+        "run": cmd_run,
+        "docs": cmd_docs,
+    }
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
@@ -236,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     umask = os.umask(0o077)  # the caller's, given back at the end: a command sets its environment's
     os.umask(umask)
     try:
-        return args.func(args)
+        return commands[args.command](args)
     except (EnvironmentBusy, WarehouseLocked) as exc:
         print(f"convo: {exc}", file=sys.stderr)
         return EXIT_BUSY

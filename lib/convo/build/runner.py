@@ -512,8 +512,10 @@ def _discard_unpublished(s: Session, run: Run) -> None:
     Only when a build ran since the published version: discarding scans every stored table.
     """
     current = s.store.current_version()
+    # `convo run` builds as well, under its own command name.
     builds_since = s.wh.scalar(
-        f"SELECT count(*) FROM {META}.runs WHERE run_id > ? AND run_id < ? AND command LIKE 'build%'",
+        f"SELECT count(*) FROM {META}.runs WHERE run_id > ? AND run_id < ?"
+        " AND (command LIKE 'build%' OR command LIKE 'run%')",
         [current, run.run_id],
     )
     if builds_since:
@@ -525,11 +527,17 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
     """Ingest `inputs` (default: the environment's), rebuild what they change, audit, publish."""
     names = list(inputs) if inputs else list(env.inputs)
     command = "build" + (" --full-refresh" if full_refresh else "") + "".join(f" {p}" for p in names)
-    with (
-        audit_worker.for_build() as auditor,
-        session(env, "build") as s,
-        recorded(s, command, full_refresh=full_refresh) as run,
-    ):
+    with session(env, "build") as s, recorded(s, command, full_refresh=full_refresh) as run:
+        return build_in_session(s, run, names, full_refresh=full_refresh)
+
+
+def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_refresh: bool) -> Run:
+    """The build of `run` in an open, recorded session (`session`, `recorded`): ingest `inputs`
+    (default: the environment's), rebuild what they change, audit, publish. Raises BuildFailed
+    when an error-level check fails; the published version is then as it was."""
+    env = s.env
+    names = list(inputs) if inputs else list(env.inputs)
+    with audit_worker.for_build() as auditor:
         listing = ingest.expand(names)
         if not listing.files and not full_refresh:  # a full refresh may rebuild from the staged events alone
             raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")

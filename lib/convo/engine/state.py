@@ -76,6 +76,7 @@ class Run:
     files: list[FileRecord] = field(default_factory=list)
     tables: list[TableRecord] = field(default_factory=list)
     checks: list[CheckRecord] = field(default_factory=list)
+    report: str | None = None  # the folder of a `convo run`'s reports
 
     def summary(self) -> dict:
         """What alerts and logs carry."""
@@ -92,7 +93,7 @@ class Run:
             "files": [asdict(f) for f in self.files],
             "tables": [asdict(t) for t in self.tables],
             "failed_checks": [asdict(c) | {"result": None} for c in self.checks if not c.success],
-        }
+        } | ({"report": self.report} if self.report else {})
 
 
 class RunLog:
@@ -134,26 +135,34 @@ class RunLog:
         )
         return found
 
+    def save(self, run: Run) -> None:
+        """Write the run's state and records so far, the run still going: `convo run` records its
+        build before its notebooks read it. A later `save` or `finish` replaces what this wrote."""
+        with self.wh.transaction():
+            self._write(run)
+
     def finish(self, run: Run) -> None:
         """Write the run's outcome and records in one transaction (one commit, not one per row)."""
         with self.wh.transaction():
-            self.wh.execute(
-                f"UPDATE {META}.runs SET finished_at = now()::TIMESTAMP, status = ?, message = ?, published_version = ?"
-                " WHERE run_id = ?",
-                [run.status, run.message, run.published_version, run.run_id],
-            )
-            for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
-                if not records:
-                    continue
-                columns = list(asdict(records[0]))
-                rows = [
-                    [
-                        run.run_id,
-                        *(json.dumps(v, default=str) if c == "result" else v for c, v in asdict(record).items()),
-                    ]
-                    for record in records
+            self._write(run)
+            self.wh.execute(f"UPDATE {META}.runs SET finished_at = now()::TIMESTAMP WHERE run_id = ?", [run.run_id])
+
+    def _write(self, run: Run) -> None:
+        self.wh.execute(
+            f"UPDATE {META}.runs SET status = ?, message = ?, published_version = ? WHERE run_id = ?",
+            [run.status, run.message, run.published_version, run.run_id],
+        )
+        for table, records in (("run_files", run.files), ("run_tables", run.tables), ("run_checks", run.checks)):
+            self.wh.execute(f"DELETE FROM {META}.{table} WHERE run_id = ?", [run.run_id])
+            if not records:
+                continue
+            columns = list(asdict(records[0]))
+            rows = [
+                [
+                    run.run_id,
+                    *(json.dumps(v, default=str) if c == "result" else v for c, v in asdict(record).items()),
                 ]
-                marks = ", ".join("?" * (len(columns) + 1))
-                self.wh.execute_many(
-                    f"INSERT INTO {META}.{table} (run_id, {', '.join(columns)}) VALUES ({marks})", rows
-                )
+                for record in records
+            ]
+            marks = ", ".join("?" * (len(columns) + 1))
+            self.wh.execute_many(f"INSERT INTO {META}.{table} (run_id, {', '.join(columns)}) VALUES ({marks})", rows)

@@ -1,27 +1,27 @@
-"""`convo run`: the pipeline's notebooks executed in order with papermill, one report folder per run.
+"""`convo run`: build, then the pipeline's notebooks executed with papermill, then the site.
 
-Each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is one step, run in
-the order of its number, so adding a step is adding a file. The first notebook runs the build;
-the others report on the version it published. A run writes:
+One run, one lock and one record: the run opens the environment through the runner
+(`runner.session`: the environment's lock, held to the end; `runner.recorded`: its row in
+convo_meta.runs, command "run ...") and builds in this process (`runner.build_in_session`). The
+notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
+a report, started in the order of its number, so adding a report is adding a file. The first
+(10_ingest) shows what this run's build did (its run id is a parameter); the others report on the
+published version. They run side by side, as many at once as the environment has threads. While
+they run, the warehouse file is closed (they open it read-only) but the lock is held, so no other
+build, check or rollback can change the published version under them. A run writes:
 
-    reports/<env>/<run_id>/NN_name.ipynb   the executed notebook (kept, with the error, if a cell fails)
-    reports/<env>/<run_id>/NN_name.html    for readers: prose and outputs, no code; self-contained, nothing
-                                           from the network
-    reports/<env>/<run_id>/NN_name.code.html  every cell with its code, for engineers
-    reports/<env>/<run_id>/NN_name.reads   the tables the notebook queried (convo/reads.py), for the lineage
-    reports/<env>/<run_id>/run.log         the progress lines
-    reports/<env>/latest -> <run_id>       the last run whose notebooks all succeeded
+    reports/<env>/<stamp>/NN_name.ipynb   the executed notebook (kept, with the error, if a cell fails)
+    reports/<env>/<stamp>/NN_name.html    for readers: prose and outputs, no code; self-contained, nothing
+                                          from the network
+    reports/<env>/<stamp>/NN_name.code.html  every cell with its code, for engineers
+    reports/<env>/<stamp>/NN_name.reads   the tables the notebook queried (convo/reads.py), for the lineage
+    reports/<env>/<stamp>/run.log         the progress lines, the build's included
+    reports/<env>/latest -> <stamp>       the last run whose notebooks all succeeded
 
-<run_id> is the run's UTC start time (20261127T021500Z): known before the warehouse is opened,
-so a run that fails at its first cell still gets its folder; sorted by time; unique, because two
-runs of one environment cannot overlap. The run's row in convo_meta.runs (command "run ...")
-names the folder.
-
-Concurrency. A run holds `<warehouse>.run.lock` from start to end, so a second run of the same
-environment fails at once instead of interleaving. The build in the first notebook takes the
-environment's lock itself; as soon as it has finished, the run takes that lock and keeps it
-until the end, so no other build, check or rollback can change the published version while
-the later notebooks report on it.
+<stamp> is the run's UTC start time (20261127T021500Z): known before the warehouse is opened;
+sorted by time; unique, because two runs of one environment cannot overlap. The run's record
+names the folder. A build whose audit fails raises `runner.BuildFailed` before any notebook runs
+(the record and the alert say which checks failed); a failed notebook or site fails the run.
 """
 
 from __future__ import annotations
@@ -32,17 +32,15 @@ import logging
 import os
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from convo import notify, provenance
+from convo import notify
+from convo.build import runner
 from convo.config import Environment, find_config
-from convo.engine.state import Run, RunLog
-from convo.engine.store import Store
-from convo.engine.warehouse import META, Warehouse
-from convo.files import created_with
-from convo.lock import EnvironmentBusy, exclusive
+from convo.engine.state import Run
 from convo.reports import reads, report_view
 from convo.shown_paths import project_path
 
@@ -54,12 +52,13 @@ NOTEBOOKS_DIR = "notebooks"
 KERNEL = "python3"  # ipykernel's own kernel: the Python of the process that runs `convo run`
 KERNELSPEC = {"name": KERNEL, "display_name": "Python 3 (ipykernel)", "language": "python"}
 _NOTEBOOK_NAME = re.compile(r"^(\d+)_\w+\.py$")
+SiteBuilder = Callable[[Environment], Path]  # builds the environment's site, returns its folder
 
 
 @dataclass
 class RunReport:
     folder: Path
-    record: Run | None  # the run's row in the history (None if the environment could not be recorded)
+    record: Run  # the run's row in the history
     failure: str | None  # why the run failed; None if it succeeded
 
     @property
@@ -115,7 +114,11 @@ class _Progress:
 def execute_notebook(
     source: Path, target: Path, parameters: dict, *, cwd: Path, label: str, run_started: float
 ) -> float:
-    """Execute one notebook with papermill into `target`; returns seconds. Raises if a cell fails."""
+    """Execute one notebook with papermill into `target`; returns seconds. Raises if a cell fails.
+
+    Safe to call from several threads at once: the kernel gets its working directory and
+    environment from its own kernel manager, not from this process's (which papermill's `cwd`
+    would change for every thread)."""
     import nbformat
     import papermill
 
@@ -129,30 +132,30 @@ def execute_notebook(
     t0 = time.perf_counter()
     reads_file = target.with_suffix(reads.SUFFIX)
     reads_file.write_text("", encoding="utf-8")  # a notebook that reads nothing still says so
-    with _environment_variable(reads.VARIABLE, str(reads_file.resolve())):  # the kernel inherits it
-        papermill.execute_notebook(
-            target,
-            target,
-            parameters=passed,
-            kernel_name=KERNEL,
-            cwd=str(cwd),
-            progress_bar=False,
-            on_cell_start=progress.cell_started,
-        )
+    papermill.execute_notebook(
+        target,
+        target,
+        parameters=passed,
+        kernel_name=KERNEL,
+        progress_bar=False,
+        on_cell_start=progress.cell_started,
+        kernel_manager_class=_kernel_manager(cwd, {reads.VARIABLE: str(reads_file.resolve())}),
+    )
     return time.perf_counter() - t0
 
 
-@contextlib.contextmanager
-def _environment_variable(name: str, value: str) -> Iterator[None]:
-    before = os.environ.get(name)
-    os.environ[name] = value
-    try:
-        yield
-    finally:
-        if before is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = before
+def _kernel_manager(cwd: Path, variables: dict[str, str]) -> type:
+    """A kernel manager class whose kernels start in `cwd` with `variables` added to this process's
+    environment (the notebook's reads file: convo/reads.py)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            kw["env"] = {**os.environ, **kw.get("env", {}), **variables}
+            kw["cwd"] = str(cwd)
+            return await super().start_kernel(**kw)
+
+    return KernelManager
 
 
 # Lab's template without its three network scripts (require.js, MathJax, Mermaid), which these
@@ -215,41 +218,41 @@ def _failure(name: str, exc: Exception) -> str:
 # -- the run ----------------------------------------------------------------------------------
 @dataclass
 class _Plan:
-    """One run: its notebooks, where they write, what they are given."""
+    """One run's notebooks: where they write, what they are given."""
 
     env: Environment
     sources: list[Path]
     folder: Path
     parameters: dict
-    command: str
-    started: datetime.datetime
     clock: float  # time.perf_counter() at the start
 
-    def run_notebooks(self, positions: range) -> str | None:
-        """Execute the notebooks at `positions` in order, each rendered to HTML; stop at the first failure."""
-        for i in positions:
-            source = self.sources[i]
-            label = f"[{i + 1}/{len(self.sources)}] {source.stem}"
-            target = self.folder / f"{source.stem}.ipynb"
-            log.info("%s: started", label)
-            try:
-                seconds = execute_notebook(
-                    source, target, self.parameters, cwd=self.env.root, label=label, run_started=self.clock
-                )
-            except Exception as exc:  # the notebook, as far as it ran, is kept and rendered with its error
-                failure = _failure(source.stem, exc)
-                log.error("%s: %s", label, failure)
-                if target.exists():
-                    render_html(target)
-                return failure
-            render_html(target)
-            log.info("%s: done in %.1f s -> %s", label, seconds, target.with_suffix(".html"))
+    def run_notebook(self, i: int) -> str | None:
+        """Execute the notebook at position `i` and render it to HTML; returns why it failed, if it did."""
+        source = self.sources[i]
+        label = f"[{i + 1}/{len(self.sources)}] {source.stem}"
+        target = self.folder / f"{source.stem}.ipynb"
+        log.info("%s: started", label)
+        try:
+            seconds = execute_notebook(
+                source, target, self.parameters, cwd=self.env.root, label=label, run_started=self.clock
+            )
+        except Exception as exc:  # the notebook, as far as it ran, is kept and rendered with its error
+            failure = _failure(source.stem, exc)
+            log.error("%s: %s", label, failure)
+            if target.exists():
+                render_html(target)
+            return failure
+        render_html(target)
+        log.info("%s: done in %.1f s -> %s", label, seconds, target.with_suffix(".html"))
         return None
 
-
-def _run_lock(env: Environment) -> Path:
-    """The path whose `.lock` sibling serialises runs (the environment's own lock is the build's)."""
-    return env.warehouse.with_name(env.warehouse.name + ".run")
+    def run_all(self) -> str | None:
+        """Every notebook, side by side, as many at once as the environment has threads (each only
+        reads, so none waits for another), started in the order of their number. Returns the failure
+        of the first notebook in that order that failed."""
+        with ThreadPoolExecutor(max_workers=max(1, self.env.threads)) as pool:
+            failures = list(pool.map(self.run_notebook, range(len(self.sources))))
+        return next((f for f in failures if f), None)
 
 
 def _default_run_date(env: Environment, started: datetime.datetime) -> datetime.date | None:
@@ -269,37 +272,6 @@ def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date | No
     )
 
 
-def _open_record(env: Environment, command: str) -> Run:
-    wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
-    try:
-        record = RunLog(wh).start(
-            env.name, command, code=provenance.code_version(env.root), config=provenance.configuration(env)
-        )
-        record.published_version = Store(wh).current_version() or None  # what the reports describe
-        return record
-    finally:
-        wh.close()  # the notebooks open the file read-only, which a read-write connection would prevent
-
-
-def _close_record(env: Environment, run: Run, started: datetime.datetime) -> None:
-    wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
-    try:
-        RunLog(wh).finish(run)
-        # RunLog.start stamped the time the row was written, after the build: the row could only
-        # be written once the build had released the environment.
-        wh.execute(
-            f"UPDATE {META}.runs SET started_at = ? WHERE run_id = ?", [started.replace(tzinfo=None), run.run_id]
-        )
-    finally:
-        wh.close()
-
-
-def _finish(plan: _Plan, record: Run, failure: str | None) -> None:
-    record.status = "failed" if failure else "success"
-    record.message = f"{failure + '; ' if failure else ''}report: {plan.folder}"
-    _close_record(plan.env, record, plan.started)
-
-
 def _point_latest(folder: Path) -> None:
     """Re-point reports/<env>/latest at `folder` atomically (readers never see it missing)."""
     link = folder.parent / "latest"
@@ -309,15 +281,10 @@ def _point_latest(folder: Path) -> None:
     os.replace(staging, link)
 
 
-def _build_site(env: Environment) -> str | None:
-    """Build the docs site if its module is there yet; returns why it failed, if it did."""
+def _build_site(site: SiteBuilder, env: Environment) -> str | None:
+    """Build the docs site; returns why it failed, if it did (the previous site then stays)."""
     try:
-        from convo.site import build_site
-    except ImportError as exc:
-        log.warning("docs site not built: convo.site.build_site is not available yet (%s)", exc)
-        return None
-    try:
-        log.info("docs site built: %s", build_site(env))
+        log.info("docs site built: %s", site(env))
     except Exception as exc:
         log.exception("docs site failed")
         return f"docs site failed: {type(exc).__name__}: {_first_line(str(exc))}"
@@ -336,26 +303,20 @@ def _log_to(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def _execute_and_record(plan: _Plan) -> RunReport:
-    """The build notebook, then, holding the environment, the reports, `latest`, the site and the record."""
-    failure = plan.run_notebooks(range(1))
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(exclusive(plan.env.warehouse, plan.env.name, plan.command))
-        except EnvironmentBusy as exc:  # another command started in the moment the build let go
-            return RunReport(plan.folder, None, failure or f"reports not run: {exc}")
-        record = _open_record(plan.env, plan.command)
-        if failure is None:
-            failure = plan.run_notebooks(range(1, len(plan.sources)))
-        if failure is None:
-            _point_latest(plan.folder)
-        # The run's end is recorded before the site is built, so the site shows this run as it
-        # ends (status, version, times), exactly as `convo runs` does.
-        _finish(plan, record, failure)
-        if failure is None and (failure := _build_site(plan.env)):
-            _finish(plan, record, failure)  # the previous site stays; the history says why
-    log.info("run %d %s in %.1f s: %s", record.run_id, record.status, time.perf_counter() - plan.clock, record.message)
-    return RunReport(plan.folder, record, failure)
+def _report_notebooks(s: runner.Session, record: Run, plan: _Plan) -> str | None:
+    """After the build: its record saved for the notebooks to read, the warehouse closed while they
+    run (the lock stays held: nothing can change the published version under them), `latest`
+    re-pointed on success. Sets the run's outcome; returns the failure, if any."""
+    built = record.message  # e.g. "nothing new to load: ..."
+    record.status, record.message = "running", None  # the build's part is done, the run's is not
+    s.runs.save(record)
+    with s.wh.released():
+        failure = plan.run_all()
+    if failure is None:
+        _point_latest(plan.folder)
+    record.status = "failed" if failure else "success"
+    record.message = "; ".join(filter(None, [failure, built, f"report: {plan.folder}"]))
+    return failure
 
 
 def run(
@@ -365,42 +326,46 @@ def run(
     full_refresh: bool = False,
     run_date: datetime.date | None = None,
     config_file: Path | None = None,
+    site: SiteBuilder | None = None,
 ) -> RunReport:
-    """Execute the environment's notebooks in order; record the run and alert if it failed."""
+    """Build, then execute the environment's notebooks, then build the site with `site`: one run,
+    one lock, one record (`runner.session`, `runner.recorded`). A failed notebook or site fails the
+    run and alerts; a failed build raises `runner.BuildFailed` (recorded and alerted) before any
+    notebook runs."""
     started = datetime.datetime.now(datetime.UTC)
     clock = time.perf_counter()
     run_date = run_date or _default_run_date(env, started)
-    # Paths relative to the project root, where the kernels work: they are shown in the reports
-    # (parameters cell, run header), which must not carry the absolute paths of this machine.
-    inputs = [project_path(p, env.root) for p in inputs or []]
-    command = _command(inputs, full_refresh, run_date)
-    notify.warn_if_unusable(env)
-    with created_with(env.umask), exclusive(_run_lock(env), env.name, command):
-        with exclusive(env.warehouse, env.name, command):
-            pass  # fail now, not in the first notebook, if a build or check is going on
-        sources = discover(env.root / NOTEBOOKS_DIR)
-        if not sources:
-            raise ValueError(f"{env.root / NOTEBOOKS_DIR}: no notebooks (NN_name.py) to run")
-        folder = env.reports_dir / env.name / started.strftime("%Y%m%dT%H%M%SZ")
+    files = [os.path.abspath(p) for p in inputs or []]  # as the caller named them, from its working directory
+    # The command names them relative to the project root: it is shown in the reports (run
+    # header), which must not carry the absolute paths of this machine.
+    command = _command([project_path(p, env.root) for p in files], full_refresh, run_date)
+    sources = discover(env.root / NOTEBOOKS_DIR)
+    if not sources:
+        raise ValueError(f"{env.root / NOTEBOOKS_DIR}: no notebooks (NN_name.py) to run")
+    folder = env.reports_dir / env.name / started.strftime("%Y%m%dT%H%M%SZ")
+    with runner.session(env, command) as s:
         folder.mkdir(parents=True)
-        parameters = {
-            "env": env.name,
-            "config_file": project_path((config_file or find_config()).resolve(), env.root),
-            "warehouse": project_path(env.warehouse, env.root),  # --warehouse may be relative to where `convo` started
-            "inputs": inputs,
-            "full_refresh": full_refresh,
-            "run_date": run_date.isoformat() if run_date else None,
-        }
-        plan = _Plan(env, sources, folder, parameters, command, started, clock)
-        with _log_to(folder / "run.log"):
-            log.info("run of environment %s: %d notebooks -> %s", env.name, len(sources), folder)
-            report = _execute_and_record(plan)
-    if not report.ok:
-        log.error("run failed: %s", report.failure)
-        summary = (
-            report.record.summary()
-            if report.record
-            else {"environment": env.name, "command": command, "status": "failed", "message": report.failure}
-        )
-        notify.send(env, summary | {"report": str(folder)})
-    return report
+        with _log_to(folder / "run.log"), runner.recorded(s, command, full_refresh=full_refresh) as record:
+            record.report = str(folder)
+            log.info("run of environment %s: build, %d notebooks -> %s", env.name, len(sources), folder)
+            runner.build_in_session(s, record, files, full_refresh=full_refresh)
+            parameters = {
+                "env": env.name,
+                "config_file": project_path((config_file or find_config()).resolve(), env.root),
+                "warehouse": project_path(env.warehouse, env.root),  # --warehouse may be relative to the caller's
+                "run_id": record.run_id,
+                "run_date": run_date.isoformat() if run_date else None,
+            }
+            failure = _report_notebooks(s, record, _Plan(env, sources, folder, parameters, clock))
+        # Recorded (and alerted, if it failed) before the site is built: the site shows this run as
+        # it ended, exactly as `convo runs` does.
+        if failure is None and site is not None:
+            with s.wh.released():
+                failure = _build_site(site, env)
+            if failure:
+                record.status, record.message = "failed", f"{failure}; report: {folder}"
+                s.runs.finish(record)  # the previous site stays; the history says why
+                notify.send(env, record.summary())
+                s.alerted = True
+    log.info("run %d %s in %.1f s: %s", record.run_id, record.status, time.perf_counter() - clock, record.message)
+    return RunReport(folder, record, failure)

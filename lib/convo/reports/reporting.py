@@ -7,7 +7,7 @@ rounded, paths shown relative to the project root, and run ids, timings and load
 out of every table. The run header, which shows them, is the one cell the regression test ignores.
 
 Every query opens the warehouse file read-only and closes it again, so a notebook never holds the
-file while another command (the next notebook's build) needs to write it.
+file a later build needs to write.
 """
 
 from __future__ import annotations
@@ -19,15 +19,14 @@ import warnings
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import ibis
 import ibis.expr.types as ir
 import pandas as pd
 from ibis.backends import BaseBackend
-from IPython.display import Image, Markdown, display
-from matplotlib.axes import Axes
-from matplotlib.figure import Figure
+from IPython.display import Image, Markdown
 
 from convo import config, escape
 from convo.audit.checks import ERROR, WARN
@@ -38,6 +37,9 @@ from convo.models import metrics
 from convo.models.registry import table_docs
 from convo.reports import readable, reads
 from convo.shown_paths import project_path, project_paths_in
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # Buckets for the time-to-resolution chart, in hours: (label, upper bound).
 RESOLUTION_BUCKETS = (("< 1 h", 1), ("1-4 h", 4), ("4-24 h", 24), ("1-3 days", 72), ("> 3 days", float("inf")))
@@ -108,17 +110,6 @@ def _relative(env: Environment, path: str) -> str:
 
 
 # -- runs -------------------------------------------------------------------------------------
-def build(env: Environment, inputs: list[str], full_refresh: bool) -> Run:
-    """Run the build (`convo.build.runner.build`); on a failed audit show the failing checks, then fail."""
-    from convo.build import runner  # the store, ingestion and audit worker: only the notebook that builds pays for them
-
-    try:
-        return runner.build(env, list(inputs) or None, full_refresh=full_refresh)
-    except runner.BuildFailed as exc:
-        display(failed_checks(exc.run))
-        raise
-
-
 def _records(env: Environment, cls: type, table: str, run_id: int, order: str) -> list:
     names = [f.name for f in fields(cls)]
     df = query(env, f"SELECT {', '.join(names)} FROM {META}.{table} WHERE run_id = ? ORDER BY {order}", [run_id])
@@ -149,6 +140,11 @@ def load_run(env: Environment, run_id: int) -> Run:
     return run
 
 
+def run_or_published_build(env: Environment, run_id: int | None) -> Run:
+    """Run `run_id` (`convo run` names its own), or with none the build that wrote the published version."""
+    return published_build(env) if run_id is None else load_run(env, int(run_id))
+
+
 def published_build(env: Environment) -> Run:
     """The build that wrote the published version (a build's version is its run id)."""
     version = query(env, f"SELECT max(version) AS v FROM {META}.versions WHERE state = 'published'").v[0]
@@ -163,9 +159,11 @@ def run_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
     took = f", {(r.finished_at - r.started_at).total_seconds():.1f} s" if pd.notna(r.finished_at) else ""
     version = f" · published version **{run.published_version}**" if run.published_version else ""
     message = f"\n\n> {_shown_text(env, run.message)}" if run.message else ""
+    # A run is "running" while its own reports are made: its build is done, the run is not.
+    status = "built, reports in progress" if run.status == "running" else run.status
     return Markdown(
         f"Run **{run.run_id}** of environment {escape.markdown(env.name)} ({_shown_text(env, run.command)}):"
-        f" **{escape.markdown(run.status)}**{version} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took}"
+        f" **{escape.markdown(status)}**{version} · started {r.started_at:%Y-%m-%d %H:%M:%S} UTC{took}"
         f" · run date {on} · warehouse {escape.markdown(_relative(env, env.warehouse))}{message}"
     )
 
@@ -275,6 +273,8 @@ def _chart(
     draw: Callable[[Axes], None], *, title: str, xlabel: str, ylabel: str, size=(9, 3.6), grid: str = "y"
 ) -> Image:
     """A static PNG (no pyplot state, so it is shown once, in the notebook and its HTML copy)."""
+    from matplotlib.figure import Figure  # about a second to import: only in a notebook that draws
+
     fig = Figure(figsize=size, dpi=100, layout="constrained")
     ax = fig.subplots()
     draw(ax)

@@ -11,6 +11,8 @@ import argparse
 import re
 from pathlib import Path
 
+from convo.arguments import parser
+
 ROLE = re.compile(r"\{(table|src|cli)\}`([^`]+)`")
 PENDING = "not in this checkout yet"
 
@@ -47,9 +49,7 @@ def listed_files(root: Path, path: str) -> list[Path]:
 
 
 def subcommands() -> dict[str, argparse.ArgumentParser]:
-    """The `convo` subcommands, from the CLI's own parser."""
-    from convo.cli import parser
-
+    """The `convo` subcommands, from the command line's own parser."""
     sub = next(a for a in parser()._actions if isinstance(a, argparse._SubParsersAction))
     return dict(sub.choices)
 
