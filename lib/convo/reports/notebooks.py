@@ -14,7 +14,7 @@ the others report on the version it published. A run writes:
 
 <run_id> is the run's UTC start time (20261127T021500Z): known before the warehouse is opened,
 so a run that fails at its first cell still gets its folder; sorted by time; unique, because two
-runs of one environment cannot overlap. The run's row in convo_meta.runs (command "run ...")
+runs of one environment cannot overlap. The run's record in the run history (command "run ...")
 names the folder.
 
 Concurrency. A run holds `<warehouse>.run.lock` from start to end, so a second run of the same
@@ -39,8 +39,7 @@ from pathlib import Path
 from convo import notify, provenance
 from convo.config import Environment, find_config
 from convo.engine.state import Run, RunLog
-from convo.engine.store import Store
-from convo.engine.warehouse import META, Warehouse
+from convo.engine.warehouse import Warehouse
 from convo.files import created_with
 from convo.lock import EnvironmentBusy, exclusive
 from convo.reports import reads, report_view
@@ -272,10 +271,11 @@ def _command(inputs: list[str], full_refresh: bool, run_date: datetime.date | No
 def _open_record(env: Environment, command: str) -> Run:
     wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
     try:
-        record = RunLog(wh).start(
+        runs = RunLog(wh)
+        record = runs.start(
             env.name, command, code=provenance.code_version(env.root), config=provenance.configuration(env)
         )
-        record.published_version = Store(wh).current_version() or None  # what the reports describe
+        record.published_version = runs.current_version() or None  # what the reports describe
         return record
     finally:
         wh.close()  # the notebooks open the file read-only, which a read-write connection would prevent
@@ -284,12 +284,11 @@ def _open_record(env: Environment, command: str) -> Run:
 def _close_record(env: Environment, run: Run, started: datetime.datetime) -> None:
     wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
     try:
-        RunLog(wh).finish(run)
+        runs = RunLog(wh)
+        runs.finish(run)
         # RunLog.start stamped the time the row was written, after the build: the row could only
         # be written once the build had released the environment.
-        wh.execute(
-            f"UPDATE {META}.runs SET started_at = ? WHERE run_id = ?", [started.replace(tzinfo=None), run.run_id]
-        )
+        runs.restamp_start(run.run_id, started)
     finally:
         wh.close()
 
