@@ -514,9 +514,14 @@ def _discard_unpublished(s: Session, run: Run) -> None:
     """
     current = s.versions.current_version()
     if s.runs.builds_between(current, run.run_id):
-        with s.wh.transaction():
-            s.store.discard_after(current)
-            s.versions.record_discarded_after(current)
+        _discard_after(s, current)
+
+
+def _discard_after(s: Session, version: int) -> None:
+    """Forget the versions after `version`: their rows and their recorded states, together."""
+    with s.wh.transaction():
+        s.store.discard_after(version)
+        s.versions.record_discarded_after(version)
 
 
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
@@ -557,10 +562,7 @@ def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bo
             )
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
-            with s.wh.transaction():
-                current = s.versions.current_version()
-                s.store.discard_after(current)
-                s.versions.record_discarded_after(current)
+            _discard_after(s, s.versions.current_version())
             run.message = "audit failed, nothing published: " + "; ".join(
                 f"{c.table_name}: {c.check_name} ({c.unexpected_count} failing)" for c in failed
             )
