@@ -8,6 +8,7 @@ import duckdb
 
 from conftest import ROOT, make_env, query, write_events
 from convo.build import runner
+from convo.engine import state as recorded_state
 from convo.provenance import CodeVersion, code_version, config_digest
 from convo.site import state
 
@@ -75,6 +76,9 @@ def test_a_history_recorded_before_the_code_columns_still_lists(tmp_path):
     for column in ("code_commit", "code_clean", "config"):
         con.execute(f"ALTER TABLE convo_meta.runs DROP COLUMN {column}")
     con.close()
-    ((run_id, *_, commit, clean, _message),) = runner.history(env)
+    with recorded_state.read_only(env.warehouse) as history:
+        ((run_id, commit, clean),) = [(r.run_id, r.code_commit, r.code_clean) for r in history.runs(20)]
+        loaded = history.run(1)
     assert (run_id, commit, clean) == (1, None, None)
+    assert (loaded.code, loaded.config) == (CodeVersion(None, None), {})
     assert [(r.run_id, r.code_commit) for r in state.read(env.warehouse, {}).runs] == [(1, None)]

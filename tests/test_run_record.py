@@ -2,7 +2,9 @@
 its notebooks read it): the second write replaces the first, never adds to it."""
 
 from convo.engine.state import CheckRecord, FileRecord, Run, RunLog, TableRecord
-from convo.engine.warehouse import META, Warehouse
+from convo.engine.warehouse import Warehouse
+
+META = "convo_meta"  # the schema engine/state.py owns; read here to see exactly what it wrote
 
 
 def _rows(wh: Warehouse, table: str) -> list[tuple]:

@@ -99,20 +99,22 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    from convo.build import runner
+    from convo.engine import state
     from convo.provenance import CodeVersion
 
-    rows = runner.history(_environment(args), args.limit)
+    with state.read_only(_environment(args).warehouse) as history:
+        runs = history.runs(args.limit)
     print(
         f"{'run':>5}  {'status':<8}  {'version':>7}  {'code':<13}  {'started (UTC)':<19}  {'seconds':>7}"
         "  command / message"
     )
-    for run_id, command, started, finished, status, version, commit, clean, message in rows:
-        seconds = f"{(finished - started).total_seconds():7.1f}" if finished else "      -"
-        text = command + (f"  -- {message}" if message else "")
-        code = CodeVersion(commit, clean).label
+    for r in runs:
+        seconds = f"{r.seconds:7.1f}" if r.finished_at else "      -"
+        text = r.command + (f"  -- {r.message}" if r.message else "")
+        code = CodeVersion(r.code_commit, r.code_clean).label
         print(
-            f"{run_id:>5}  {status:<8}  {version or '-':>7}  {code:<13}  {started:%Y-%m-%d %H:%M:%S}  {seconds}  {text}"
+            f"{r.run_id:>5}  {r.status:<8}  {r.published_version or '-':>7}  {code:<13}"
+            f"  {r.started_at:%Y-%m-%d %H:%M:%S}  {seconds}  {text}"
         )
     return 0
 

@@ -24,8 +24,8 @@ import duckdb
 
 from convo.audit import suites as authored
 from convo.config import ConfigError, Environment
+from convo.engine import state
 from convo.engine.state import CheckRecord
-from convo.engine.warehouse import META
 
 log = logging.getLogger(__name__)
 ERROR, WARN = authored.ERROR, authored.WARN
@@ -90,24 +90,6 @@ def _existing_tables(con: duckdb.DuckDBPyConnection, schema: str) -> set[str]:
     return {name for (name,) in rows}
 
 
-def _previous_row_counts(con: duckdb.DuckDBPyConnection, version: int) -> dict[str, tuple[int, int]]:
-    """Rows per table after the latest successful build before `version`: {table: (rows, run_id)}.
-
-    A build records only the tables it changed, so each table's count comes from the latest
-    build that recorded it. Builds whose version was rolled back do not count.
-    """
-    rows = con.execute(
-        f"""SELECT t.table_name, arg_max(t.rows, t.run_id), max(t.run_id)
-        FROM {META}.run_tables AS t
-        JOIN {META}.runs AS r ON r.run_id = t.run_id
-        JOIN {META}.versions AS v ON v.version = t.run_id
-        WHERE r.status = 'success' AND v.state IN ('published', 'expired') AND t.run_id < ?
-        GROUP BY t.table_name""",
-        [version],
-    ).fetchall()
-    return {table: (count, run_id) for table, count, run_id in rows}
-
-
 def parameters(
     con: duckdb.DuckDBPyConnection, env: Environment | None, version: int | None, now: datetime.datetime
 ) -> Parameters:
@@ -121,7 +103,7 @@ def parameters(
         p.skipped[authored.FRESHNESS_PARAMETER] = "checks.freshness_max_age_hours is not set for this environment"
 
     band = [settings.get("volume_max_drop_pct"), settings.get("volume_max_growth_pct")]
-    previous = _previous_row_counts(con, version) if version is not None and None not in band else {}
+    previous = state.on_connection(con).previous_row_counts(version) if version is not None and None not in band else {}
     for table in authored.VOLUME_TABLES:
         low, high = authored.volume_parameters(table)
         if None in band:

@@ -29,9 +29,9 @@ from convo.build import ingest
 from convo.build.seeds import load_tag_contact_reasons
 from convo.config import Environment
 from convo.engine import published_copy
-from convo.engine.state import FileRecord, Run, RunLog, TableRecord
+from convo.engine.state import FileRecord, Run, RunLog, TableRecord, Versions
 from convo.engine.store import FROM, Delta, Store
-from convo.engine.warehouse import CANDIDATE, CHANGES, META, PUBLISHED, STORE, WORK, Warehouse
+from convo.engine.warehouse import CANDIDATE, CHANGES, PUBLISHED, STORE, WORK, Warehouse
 from convo.files import created_with, remove_audit_spills
 from convo.lock import exclusive
 from convo.models.registry import Model, models, table_docs
@@ -59,12 +59,13 @@ class Written:
 
 @dataclass
 class Session:
-    """An open environment: its lock, warehouse, versioned store and run log."""
+    """An open environment: its lock, warehouse, versioned store, run log and versions' states."""
 
     env: Environment
     wh: Warehouse
     store: Store
     runs: RunLog
+    versions: Versions
     alerted: bool = False  # the run's own record has sent the failure alert
 
 
@@ -78,7 +79,7 @@ def session(env: Environment, command: str) -> Iterator[Session]:
         wh: Warehouse | None = None
         try:
             wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
-            s = Session(env, wh, Store(wh), RunLog(wh))
+            s = Session(env, wh, Store(wh), RunLog(wh), Versions(wh))
             for folder in remove_audit_spills(env.warehouse):
                 log.warning("removed %s, left by an audit that was stopped part-way", folder.name)
             if interrupted := s.runs.mark_interrupted():
@@ -390,7 +391,7 @@ def _publishing_copy(s: Session, version: int) -> Iterator[None]:
 def _repair_copy(s: Session) -> None:
     """Rewrite the readers' copy if it is missing or behind the published version (a warehouse from
     before the copies, or a process stopped between publishing and swapping)."""
-    current = s.store.current_version()
+    current = s.versions.current_version()
     if current and published_copy.version_in(s.env.warehouse) != current:
         log.info("the readers' copy is not version %d: writing it", current)
         with _publishing_copy(s, current):
@@ -511,16 +512,16 @@ def _discard_unpublished(s: Session, run: Run) -> None:
 
     Only when a build ran since the published version: discarding scans every stored table.
     """
-    current = s.store.current_version()
-    # `convo run` builds as well, under its own command name.
-    builds_since = s.wh.scalar(
-        f"SELECT count(*) FROM {META}.runs WHERE run_id > ? AND run_id < ?"
-        " AND (command LIKE 'build%' OR command LIKE 'run%')",
-        [current, run.run_id],
-    )
-    if builds_since:
-        with s.wh.transaction():
-            s.store.discard_after(current)
+    current = s.versions.current_version()
+    if s.runs.builds_between(current, run.run_id):
+        _discard_after(s, current)
+
+
+def _discard_after(s: Session, version: int) -> None:
+    """Forget the versions after `version`: their rows and their recorded states, together."""
+    with s.wh.transaction():
+        s.store.discard_after(version)
+        s.versions.record_discarded_after(version)
 
 
 def build(env: Environment, inputs: list[str] | None = None, *, full_refresh: bool = False) -> Run:
@@ -549,7 +550,7 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
             written = _write(s, batch, run, full_refresh)
         if written is None:
             run.status, run.message = "noop", "nothing new to load: every input was already ingested"
-            run.published_version = s.store.current_version()
+            run.published_version = s.versions.current_version()
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
@@ -567,18 +568,19 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
             )
         failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
         if failed:
-            with s.wh.transaction():
-                s.store.discard_after(s.store.current_version())
+            _discard_after(s, s.versions.current_version())
             run.message = "audit failed, nothing published: " + "; ".join(
                 f"{c.table_name}: {c.check_name} ({c.unexpected_count} failing)" for c in failed
             )
             raise BuildFailed(run)
         with _publishing_copy(s, run.run_id), s.wh.transaction():
             s.store.publish(run.run_id)
+            s.versions.record_published(run.run_id)
             _create_views(s, PUBLISHED)
-            expired = s.store.expire(env.retain_versions)
-        if expired:
-            log.info("expired versions %s (keeping the last %d)", expired, env.retain_versions)
+            expired = s.versions.expire(env.retain_versions)
+            s.store.expire(expired.oldest_kept)
+        if expired.versions:
+            log.info("expired versions %s (keeping the last %d)", list(expired.versions), env.retain_versions)
         run.status, run.published_version = "success", run.run_id
         return run
 
@@ -586,7 +588,7 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
 def check(env: Environment) -> Run:
     """Audit the published version; the results are recorded with the run."""
     with session(env, "check") as s, recorded(s, "check") as run:
-        run.published_version = s.store.current_version()
+        run.published_version = s.versions.current_version()
         if not run.published_version:
             raise ValueError(f"environment {env.name!r} has nothing published yet; run `convo build` first")
         with s.wh.released():
@@ -603,7 +605,7 @@ def check(env: Environment) -> Run:
 def rollback(env: Environment, to: int | None = None) -> Run:
     """Make the previous published version (or version `to`) the current one."""
     with session(env, "rollback") as s, recorded(s, f"rollback{f' --to {to}' if to else ''}") as run:
-        published, rolled_back = s.store.published_versions(), s.store.rolled_back_versions()
+        published, rolled_back = s.versions.published_versions(), s.versions.rolled_back_versions()
         if to is None:
             if len(published) < 2:
                 raise ValueError(f"environment {env.name!r} has no earlier published version to roll back to")
@@ -613,21 +615,8 @@ def rollback(env: Environment, to: int | None = None) -> Run:
                 f"version {to} cannot be restored; available: {', '.join(map(str, published + rolled_back)) or 'none'}"
             )
         with _publishing_copy(s, to), s.wh.transaction():
-            s.store.rollback(to)
+            s.store.publish(to)
+            s.versions.record_rollback(to)
         run.status, run.published_version = "success", to
         log.info("environment %s now publishes version %d", env.name, to)
         return run
-
-
-def history(env: Environment, limit: int = 20) -> list[tuple]:
-    wh = Warehouse(env.warehouse, read_only=True)
-    try:
-        recorded = "code_commit" in dict(wh.columns("runs", META))
-        code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
-        return wh.execute(
-            f"SELECT run_id, command, started_at, finished_at, status, published_version, {code},"
-            f" message FROM {META}.runs ORDER BY run_id DESC LIMIT ?",
-            [limit],
-        )
-    finally:
-        wh.close()

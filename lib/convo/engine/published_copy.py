@@ -11,7 +11,7 @@ points at it, the disk space is freed when it closes), one whole version; a read
 after the rename gets the new version.
 
 The copy holds every published table and view in schema `main` (view models stay views, over
-the copy's own tables) and one row in `convo_meta.published`: which version it is, which run
+the copy's own tables) and a stamp written by `convo.engine.state`: which version it is, which run
 built it, with which code.
 """
 
@@ -26,8 +26,9 @@ from pathlib import Path
 
 import duckdb
 
+from convo.engine import state
 from convo.engine.store import FROM, TO, Store, visible
-from convo.engine.warehouse import META, STORE, Warehouse
+from convo.engine.warehouse import STORE, Warehouse
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +100,7 @@ def write(
     target = _writing_path(wh.path)
     _remove(target)  # what a killed earlier attempt left
     base = version_in(wh.path)
-    if base is not None and base == store.current_version():
+    if base is not None and base == state.StateReader(wh.execute).current_version():
         shutil.copyfile(path_of(wh.path), target)
         log.info("readers' copy of version %d: from the copy of version %d and the rows that differ", version, base)
     else:
@@ -118,14 +119,8 @@ def write(
                 _apply_difference(wh, name, cols, source, keys[name], base, version)
             else:
                 _copy_table(wh, name, cols, source, version)
-        wh.execute(f"CREATE SCHEMA IF NOT EXISTS {ALIAS}.{META}")
         # Written before the store publishes: the time it is written is the time it is published.
-        wh.execute(
-            f"CREATE OR REPLACE TABLE {ALIAS}.{META}.published AS SELECT environment, run_id AS version,"
-            " now()::TIMESTAMP AS published_at, command AS built_by_command, started_at AS built_at,"
-            f' code_commit, code_clean, config FROM "{catalog}".{META}.runs WHERE run_id = ?',
-            [version],
-        )
+        state.stamp_copy(wh, ALIAS, version)
         wh.execute(f"USE {ALIAS}")
         try:
             for name, sql in views().items():  # the code may have changed them: always (re)defined
@@ -158,7 +153,7 @@ def version_in(warehouse: Path) -> int | None:
     with contextlib.suppress(duckdb.Error):
         con = duckdb.connect(str(path), read_only=True)
         try:
-            return con.execute(f"SELECT max(version) FROM {META}.published").fetchone()[0]
+            return state.stamped_version(con)
         finally:
             con.close()
     return None

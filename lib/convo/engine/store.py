@@ -11,7 +11,9 @@ table is the rows with `_valid_from <= V < coalesce(_valid_to, inf)`. So:
   build discards before it starts.
 
 Versions are linear: a new build discards every version after the published one (the ones a
-rollback stepped back from), and retention drops rows only old versions could see.
+rollback stepped back from), and retention drops rows only old versions could see. Which version
+is published, rolled back, discarded or expired is recorded by `convo.engine.state`; the runner
+calls both in the transaction that switches the views.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 
 import ibis
 
-from convo.engine.warehouse import CANDIDATE, META, PUBLISHED, STORE, WORK, Warehouse
+from convo.engine.warehouse import CANDIDATE, PUBLISHED, STORE, WORK, Warehouse
 
 FROM, TO = "_valid_from", "_valid_to"
 LOAD_TIME = "updated_at"
@@ -50,24 +52,8 @@ def visible(version: int) -> str:
 class Store:
     def __init__(self, warehouse: Warehouse):
         self.wh = warehouse
-        self.wh.execute(
-            f"CREATE TABLE IF NOT EXISTS {META}.versions ("
-            " version BIGINT PRIMARY KEY, state VARCHAR NOT NULL, published_at TIMESTAMP, changed_at TIMESTAMP)"
-        )
 
     # -- versions ---------------------------------------------------------------------------
-    def current_version(self) -> int:
-        """The published version (0 before the first publish)."""
-        return self.wh.scalar(f"SELECT coalesce(max(version), 0) FROM {META}.versions WHERE state = 'published'")
-
-    def published_versions(self) -> list[int]:
-        rows = self.wh.execute(f"SELECT version FROM {META}.versions WHERE state = 'published' ORDER BY version")
-        return [v for (v,) in rows]
-
-    def rolled_back_versions(self) -> list[int]:
-        rows = self.wh.execute(f"SELECT version FROM {META}.versions WHERE state = 'rolled_back' ORDER BY version")
-        return [v for (v,) in rows]
-
     def physical_tables(self) -> list[str]:
         rows = self.wh.execute(
             "SELECT table_name FROM information_schema.tables WHERE table_schema = ? ORDER BY table_name", [STORE]
@@ -79,11 +65,6 @@ class Store:
         for name in self.physical_tables():
             self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {FROM} > {version}')
             self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = NULL WHERE {TO} > {version}')
-        self.wh.execute(
-            f"UPDATE {META}.versions SET state = 'discarded', changed_at = now()"
-            " WHERE version > ? AND state <> 'discarded'",
-            [version],
-        )
 
     # -- reading ----------------------------------------------------------------------------
     def model_columns(self, name: str) -> list[str]:
@@ -227,39 +208,12 @@ class Store:
         self.point_views(CANDIDATE, version, self.physical_tables())
 
     def publish(self, version: int) -> None:
-        """Point the published views at `version` (call inside a transaction)."""
+        """Point the published views at `version`, for a publish or a rollback (call inside a transaction)."""
         self.point_views(PUBLISHED, version, self.physical_tables())
-        self.wh.execute(
-            f"INSERT INTO {META}.versions VALUES (?, 'published', now(), now())"
-            " ON CONFLICT (version) DO UPDATE SET state = 'published', changed_at = now()",
-            [version],
-        )
 
-    def rollback(self, to: int) -> None:
-        """Make version `to` current: older or equal versions are published, newer ones rolled back.
-
-        Works both ways until the next build discards the rolled-back versions. Call in a transaction.
-        """
-        self.point_views(PUBLISHED, to, self.physical_tables())
-        self.wh.execute(
-            f"UPDATE {META}.versions SET changed_at = now(),"
-            " state = CASE WHEN version <= ? THEN 'published' ELSE 'rolled_back' END"
-            " WHERE state IN ('published', 'rolled_back')",
-            [to],
-        )
-
-    def expire(self, keep: int) -> list[int]:
-        """Keep the newest `keep` published versions; drop rows that only older ones could see."""
-        published = self.published_versions()
-        expired = published[:-keep] if keep > 0 else []
-        if not expired:
-            return []
-        oldest_kept = published[-keep]
+    def expire(self, oldest_kept: int | None) -> None:
+        """Drop the rows no version from `oldest_kept` on can see (None: nothing expired, nothing to drop)."""
+        if oldest_kept is None:
+            return
         for name in self.physical_tables():
             self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {TO} IS NOT NULL AND {TO} <= {oldest_kept}')
-        self.wh.execute(
-            f"UPDATE {META}.versions SET state = 'expired', changed_at = now()"
-            " WHERE version < ? AND state = 'published'",
-            [oldest_kept],
-        )
-        return expired

@@ -12,15 +12,39 @@ import ibis
 from ibis.backends.duckdb import Backend
 from ibis.backends.sql.datatypes import DuckDBType
 
-# Physical, versioned tables; run history; the build's scratch space; views for audits (the
-# unpublished version, and the rows an incremental build changed in it).
+# Physical, versioned tables; the build's scratch space; views for audits (the unpublished
+# version, and the rows an incremental build changed in it). The run history and versions have
+# their own schema, which only `convo.engine.state` reads and writes.
 # Scratch tables are TEMP: in memory, spilled to disk past the memory limit, never written to the file.
-STORE, META, WORK, CANDIDATE, CHANGES = "convo_store", "convo_meta", "temp", "convo_candidate", "convo_changes"
+STORE, WORK, CANDIDATE, CHANGES = "convo_store", "temp", "convo_candidate", "convo_changes"
 PUBLISHED = "main"
 
 
 class WarehouseLocked(RuntimeError):
     pass
+
+
+def _missing(path: Path) -> FileNotFoundError:
+    return FileNotFoundError(f"{path}: no warehouse here yet; run `convo build` first")
+
+
+@contextlib.contextmanager
+def _lock_reported(path: Path) -> Iterator[None]:
+    """DuckDB's error for a file another process holds becomes WarehouseLocked, naming the file."""
+    try:
+        yield
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseLocked(f"{path} is open in another process: {exc}") from exc
+        raise
+
+
+def open_read_only(path: Path) -> duckdb.DuckDBPyConnection:
+    """A plain read-only DuckDB connection to the file, for presentation: no Ibis, no writer lock."""
+    if not Path(path).exists():
+        raise _missing(path)
+    with _lock_reported(path):
+        return duckdb.connect(str(path), read_only=True)
 
 
 class Warehouse:
@@ -33,24 +57,20 @@ class Warehouse:
         if not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         elif not self.path.exists():
-            raise FileNotFoundError(f"{self.path}: no warehouse here yet; run `convo build` first")
+            raise _missing(self.path)
         self.connect()
         if not read_only:
-            for schema in (STORE, META, CANDIDATE):
+            for schema in (STORE, CANDIDATE):
                 self.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
 
     def connect(self) -> None:
-        try:
+        with _lock_reported(self.path):
             self.con: Backend = ibis.duckdb.connect(
                 str(self.path),
                 read_only=self.read_only,
                 temp_directory=str(self.path.with_name(self.path.name + ".tmp")),
                 **self._settings,
             )
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise WarehouseLocked(f"{self.path} is open in another process: {exc}") from exc
-            raise
         # The progress bar is for people watching a terminal, never for logs or notebooks. PRAGMA,
         # not SET: in a Jupyter kernel DuckDB refuses `SET enable_progress_bar` without ipywidgets.
         self.execute(f"PRAGMA {'enable' if sys.stderr.isatty() else 'disable'}_progress_bar")

@@ -2,7 +2,7 @@
 
 One run, one lock and one record: the run opens the environment through the runner
 (`runner.session`: the environment's lock, held to the end; `runner.recorded`: its row in
-convo_meta.runs, command "run ...") and builds in this process (`runner.build_in_session`). The
+the run history, command "run ...") and builds in this process (`runner.build_in_session`). The
 notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
 a report, started in the order of its number, so adding a report is adding a file. The first
 (10_ingest) shows what this run's build did (its run id is a parameter); the others report on the

@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import datetime
 import io
-import json
 import warnings
 from collections.abc import Callable
-from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -31,8 +29,8 @@ from IPython.display import Image, Markdown
 from convo import config, escape
 from convo.audit.checks import ERROR, WARN
 from convo.config import Environment
-from convo.engine.state import CheckRecord, FileRecord, Run, TableRecord
-from convo.engine.warehouse import META
+from convo.engine import state
+from convo.engine.state import CheckRecord, Run
 from convo.models import metrics
 from convo.models.registry import table_docs
 from convo.reports import readable, reads
@@ -110,33 +108,15 @@ def _relative(env: Environment, path: str) -> str:
 
 
 # -- runs -------------------------------------------------------------------------------------
-def _records(env: Environment, cls: type, table: str, run_id: int, order: str) -> list:
-    names = [f.name for f in fields(cls)]
-    df = query(env, f"SELECT {', '.join(names)} FROM {META}.{table} WHERE run_id = ? ORDER BY {order}", [run_id])
-    df = df.astype(object).where(df.notna(), None)
-    return [cls(**row) for row in df.to_dict("records")]
 
 
 def load_run(env: Environment, run_id: int) -> Run:
     """A run as the history recorded it, with its files, tables and checks."""
-    row = query(env, f"SELECT * FROM {META}.runs WHERE run_id = ?", [run_id])
-    if row.empty:
+    _existing_warehouse(env)
+    with state.read_only(env.warehouse) as history:
+        run = history.run(run_id)
+    if run is None:
         raise ValueError(f"environment {env.name!r} has no run {run_id}")
-    r = row.iloc[0]
-    run = Run(
-        int(r.run_id),
-        r.environment,
-        r.command,
-        bool(r.full_refresh),
-        r.status,
-        r.message if pd.notna(r.message) else None,
-        int(r.published_version) if pd.notna(r.published_version) else None,
-    )
-    run.files = _records(env, FileRecord, "run_files", run_id, "file_id NULLS LAST, path")
-    run.tables = _records(env, TableRecord, "run_tables", run_id, "table_name")
-    run.checks = _records(env, CheckRecord, "run_checks", run_id, "table_name, check_name")
-    for c in run.checks:
-        c.result = json.loads(c.result) if c.result else {}
     return run
 
 
@@ -147,16 +127,20 @@ def run_or_published_build(env: Environment, run_id: int | None) -> Run:
 
 def published_build(env: Environment) -> Run:
     """The build that wrote the published version (a build's version is its run id)."""
-    version = query(env, f"SELECT max(version) AS v FROM {META}.versions WHERE state = 'published'").v[0]
-    if pd.isna(version):
+    _existing_warehouse(env)
+    with state.read_only(env.warehouse) as history:
+        version = history.current_version()
+    if not version:
         raise ValueError(f"environment {env.name!r} has nothing published yet; run the first notebook or `convo run`")
-    return load_run(env, int(version))
+    return load_run(env, version)
 
 
 def run_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
     """Which run this report is about: id, command, status, version, run date (not regression-tested)."""
-    r = query(env, f"SELECT started_at, finished_at FROM {META}.runs WHERE run_id = ?", [run.run_id]).iloc[0]
-    took = f", {(r.finished_at - r.started_at).total_seconds():.1f} s" if pd.notna(r.finished_at) else ""
+    _existing_warehouse(env)
+    with state.read_only(env.warehouse) as history:
+        r = history.run_row(run.run_id)
+    took = f", {r.seconds:.1f} s" if r.finished_at else ""
     version = f" · published version **{run.published_version}**" if run.published_version else ""
     message = f"\n\n> {_shown_text(env, run.message)}" if run.message else ""
     # A run is "running" while its own reports are made: its build is done, the run is not.

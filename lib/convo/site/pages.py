@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from convo.config import Environment
+from convo.engine import state as recorded
+from convo.engine.state import CheckRow
 from convo.models import metrics
 from convo.models.registry import Model, TableDoc
 from convo.provenance import CodeVersion
@@ -23,7 +25,7 @@ from convo.reports import report_view
 from convo.shown_paths import project_path, project_paths_in
 from convo.site import diagrams, links
 from convo.site import markdown as md
-from convo.site.state import CheckRow, WarehouseState
+from convo.site.state import WarehouseState
 
 GENERATED = "_generated"  # fragments included by the hand-written pages (not pages themselves)
 REPORTING_LAYERS = ("marts", "facts", "dimensions")  # the layers stakeholders query
@@ -573,8 +575,8 @@ def runs(data: SiteData) -> str:
         "",
         f"The run history of environment {md.text(data.env.name)}, newest first: every"
         " command that changed or checked it (also shown by `convo runs`). It is kept in the warehouse,"
-        " schema `convo_meta`, by {src}`lib/convo/engine/state.py`; failed runs alert as {src}`lib/convo/notify.py`"
-        " and convo.toml say.",
+        f" `{recorded.location('runs')}` and the tables beside it, by {{src}}`lib/convo/engine/state.py`;"
+        " failed runs alert as {src}`lib/convo/notify.py` and convo.toml say.",
         "",
     ]
     state = data.state
@@ -602,7 +604,8 @@ def runs(data: SiteData) -> str:
     out += [
         "",
         "Code: the git commit the run used, `+dirty` when the checkout had uncommitted changes, `-` when"
-        " it was not a git checkout. Each run also records the configuration it used (`convo_meta.runs.config`).",
+        " it was not a git checkout. Each run also records the configuration it used"
+        f" (`{recorded.location('runs')}.config`).",
     ]
     if state.run_files or state.run_tables:
         out += ["", f"## The build of the published version (run {state.published_version})", ""]

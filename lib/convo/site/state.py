@@ -1,7 +1,8 @@
 """What the site reports about an environment: its published tables and its run history.
 
-Everything is read from the warehouse file, read-only, in one connection. A warehouse that does
-not exist yet gives `None`, and the pages say so instead of failing.
+Everything is read from the warehouse file, read-only, in one connection: the published tables
+directly, the run history and versions through `convo.engine.state`. A warehouse that does not
+exist yet gives `None`, and the pages say so instead of failing.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import duckdb
 
-from convo.engine.warehouse import META, PUBLISHED, WarehouseLocked
+from convo.engine import state
+from convo.engine.state import CheckRow, FileRunRow, RunRow, TableRunRow
+from convo.engine.warehouse import PUBLISHED, open_read_only
 
 SAMPLE_ROWS = 5
 RECENT_RUNS = 50  # runs listed on the runs page
@@ -29,57 +32,6 @@ class PublishedTable:
     @property
     def types(self) -> dict[str, str]:
         return dict(self.columns)
-
-
-@dataclass(frozen=True)
-class RunRow:
-    run_id: int
-    command: str
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    status: str
-    message: str | None
-    published_version: int | None
-    full_refresh: bool
-    code_commit: str | None = None  # which code ran (convo/provenance.py); unknown in older histories
-    code_clean: bool | None = None
-
-    @property
-    def seconds(self) -> float | None:
-        return (self.finished_at - self.started_at).total_seconds() if self.finished_at else None
-
-
-@dataclass(frozen=True)
-class CheckRow:
-    run_id: int
-    table_name: str
-    check_name: str
-    severity: str
-    success: bool
-    unexpected_count: int | None
-    sample: str | None
-    reason: str | None
-
-
-@dataclass(frozen=True)
-class TableRunRow:
-    run_id: int
-    table_name: str
-    rows: int
-    inserted: int
-    retired: int
-    seconds: float
-
-
-@dataclass(frozen=True)
-class FileRunRow:
-    run_id: int
-    path: str
-    action: str
-    rows_read: int | None
-    rows_staged: int | None
-    rows_rejected: int | None
-    duplicates_removed: int | None
 
 
 @dataclass(frozen=True)
@@ -111,40 +63,22 @@ def read(warehouse: Path, primary_keys: dict[str, tuple[str, ...]]) -> Warehouse
     """The state of the warehouse file, or None when there is none yet."""
     if not warehouse.exists():
         return None
+    con = open_read_only(warehouse)
     try:
-        con = duckdb.connect(str(warehouse), read_only=True)
-    except duckdb.IOException as exc:
-        if "lock" in str(exc).lower():
-            raise WarehouseLocked(f"{warehouse} is open in another process: {exc}") from exc
-        raise
-    try:
-        meta = {
-            name
-            for (name,) in con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = ?", [META]
-            ).fetchall()
-        }
-        version, published_at = _published(con) if "versions" in meta else (0, None)
-        runs = _runs(con) if "runs" in meta else ()
+        history = state.on_connection(con)
+        published = history.published()
         return WarehouseState(
             path=warehouse,
-            published_version=version,
-            published_at=published_at,
+            published_version=published.version,
+            published_at=published.published_at,
             tables=_tables(con, primary_keys),
-            runs=runs,
-            checks=_checks(con) if "run_checks" in meta else (),
-            run_tables=_rows(con, TableRunRow, "run_tables", version) if "run_tables" in meta else (),
-            run_files=_rows(con, FileRunRow, "run_files", version) if "run_files" in meta else (),
+            runs=history.runs(RECENT_RUNS),
+            checks=history.checks_of_recent_runs(TREND_RUNS),
+            run_tables=history.table_rows(published.version),
+            run_files=history.file_rows(published.version),
         )
     finally:
         con.close()
-
-
-def _published(con: duckdb.DuckDBPyConnection) -> tuple[int, dt.datetime | None]:
-    row = con.execute(
-        f"SELECT version, published_at FROM {META}.versions WHERE state = 'published' ORDER BY version DESC LIMIT 1"
-    ).fetchone()
-    return (row[0], row[1]) if row else (0, None)
 
 
 def _tables(con: duckdb.DuckDBPyConnection, primary_keys: dict[str, tuple[str, ...]]) -> dict[str, PublishedTable]:
@@ -164,35 +98,3 @@ def _tables(con: duckdb.DuckDBPyConnection, primary_keys: dict[str, tuple[str, .
         rows = con.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
         tables[name] = PublishedTable(name, tuple(cols), rows, tuple(sample))
     return tables
-
-
-def _runs(con: duckdb.DuckDBPyConnection) -> tuple[RunRow, ...]:
-    recorded = con.execute(
-        "SELECT count(*) FROM information_schema.columns WHERE table_schema = ?"
-        " AND table_name = 'runs' AND column_name = 'code_commit'",
-        [META],
-    ).fetchone()[0]
-    code = "code_commit, code_clean" if recorded else "NULL, NULL"  # a history older than the columns
-    rows = con.execute(
-        f"SELECT run_id, command, started_at, finished_at, status, message, published_version, full_refresh, {code}"
-        f" FROM {META}.runs ORDER BY run_id DESC LIMIT {RECENT_RUNS}"
-    ).fetchall()
-    return tuple(RunRow(*r) for r in rows)
-
-
-def _checks(con: duckdb.DuckDBPyConnection) -> tuple[CheckRow, ...]:
-    rows = con.execute(
-        "SELECT run_id, table_name, check_name, severity, success, unexpected_count, sample, reason"
-        f" FROM {META}.run_checks WHERE run_id IN ("
-        f"   SELECT DISTINCT run_id FROM {META}.run_checks ORDER BY run_id DESC LIMIT {TREND_RUNS})"
-        " ORDER BY run_id, table_name, check_name"
-    ).fetchall()
-    return tuple(CheckRow(*r) for r in rows)
-
-
-def _rows(con: duckdb.DuckDBPyConnection, cls: type, table: str, run_id: int) -> tuple:
-    names = [f for f in cls.__dataclass_fields__]
-    rows = con.execute(
-        f"SELECT {', '.join(names)} FROM {META}.{table} WHERE run_id = ? ORDER BY rowid", [run_id]
-    ).fetchall()
-    return tuple(cls(*r) for r in rows)
