@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import HEADER, write_events
+from conftest import HEADER, UNREADABLE_FILES, write_events
 from convo.build import contract
 from convo.build.contract import FileCounts, InputError
 
@@ -91,17 +91,7 @@ def test_inspection_counts_lines_and_reads_gzipped_text(tmp_path):
         assert Path(p.read_name).read_bytes() == plain.read_bytes()  # the descriptor readers read
 
 
-@pytest.mark.parametrize(
-    ("name", "content", "message"),
-    [
-        ("missing.csv", None, "missing.csv: file not found"),
-        ("events.json", b"[]", "events.json: unsupported file type '.json'; expected .csv, .csv.gz, .parquet"),
-        ("empty.csv", b"", "empty.csv: the file is empty; expected a header line"),
-        ("header.csv", b"a,b\n", "header.csv: line 1: wrong header 'a,b'"),
-        ("broken.csv.gz", b"\x1f\x8b not gzip", "broken.csv.gz: not a readable gzip file"),
-        ("broken.parquet", b"PAR1 not really", "broken.parquet: not a readable Parquet file"),
-    ],
-)
+@pytest.mark.parametrize(("name", "content", "message"), UNREADABLE_FILES)
 def test_a_file_that_cannot_be_read_is_refused_with_its_name_and_reason(tmp_path, name, content, message):
     if content is not None:
         (tmp_path / name).write_bytes(content)
