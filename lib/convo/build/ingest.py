@@ -1,8 +1,9 @@
-"""Reading input files into the warehouse: validation, line numbers, rejects, duplicates.
+"""DuckDB's reader of input files: line numbers, rejects, duplicates, under the ingestion contract.
 
-Files are read by DuckDB (streaming, in parallel); Python only reads a file's first line to
-check its header and its bytes to hash them (counting its lines on the way). Every data row ends
-up in exactly one place: staged, rejected (with its line and reason) or counted as a duplicate.
+The contract (`contract.py`, shared with the Spark reader) checks and hashes each file first
+(Python reads its first line and hashes its bytes, counting its lines on the way); then the files
+are read by DuckDB (streaming, in parallel). Every data row ends up in exactly one place: staged,
+rejected (with its line and reason) or counted as a duplicate.
 
 A CSV file has one record per line: a quoted field cannot span lines, empty lines are skipped but
 counted, and a line that cannot be split into the six fields is rejected; the next line is read
