@@ -20,6 +20,17 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 HEADER = ["event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value"]
 
+# Files the ingestion contract refuses before anything is written: (name, content or None for no
+# file, what the message says after the file's name).
+UNREADABLE_FILES = [
+    ("missing.csv", None, "missing.csv: file not found"),
+    ("events.json", b"[]", "events.json: unsupported file type '.json'; expected .csv, .csv.gz, .parquet"),
+    ("empty.csv", b"", "empty.csv: the file is empty; expected a header line"),
+    ("header.csv", b"a,b\n", "header.csv: line 1: wrong header 'a,b'"),
+    ("broken.csv.gz", b"\x1f\x8b not gzip", "broken.csv.gz: not a readable gzip file"),
+    ("broken.parquet", b"PAR1 not really", "broken.parquet: not a readable Parquet file"),
+]
+
 
 def write_events(path: Path, rows, header=HEADER) -> Path:
     """Write raw event rows (tuples of text) as a CSV in the input format."""

@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import HEADER, ROOT, make_env, query, write_events
 from convo.build import runner
-from convo.build.ingest import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, _LineStats
+from convo.build.contract import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, LineStats
 from convo.cli import EXIT_BAD_INPUT, main
 from convo.config import ConfigError, load
 from convo.event_window import EventWindow
@@ -406,7 +406,7 @@ def test_line_endings_mixed_in_one_file_keep_the_file_and_its_line_numbers(tmp_p
 def test_line_stats_match_a_plain_split_however_the_text_is_cut(pieces, data):
     text = b"".join(pieces)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(text)), max_size=4)))
-    stats = _LineStats()
+    stats = LineStats()
     for start, end in zip([0, *cuts], [*cuts, len(text)]):
         stats.add(text[start:end])
     stats.end()

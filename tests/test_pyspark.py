@@ -4,6 +4,8 @@ Needs Java 17 (setup.sh installs it). Every test shares one SparkSession: starti
 tens of seconds.
 """
 
+import gzip
+import itertools
 import shutil
 from pathlib import Path
 
@@ -14,9 +16,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import HEADER, ROOT, make_env, write_events
-from convo.build import runner
-from convo.cli import main
+from conftest import HEADER, ROOT, UNREADABLE_FILES, make_env, write_events
+from convo.build import ingest, runner
+from convo.build.contract import LINE_TOO_LONG, LONG_LINE_SHOWN, MAX_LINE_BYTES, NOT_UTF8
+from convo.cli import EXIT_BAD_INPUT, main
 from convo.models.registry import table_docs
 from generate import generate
 
@@ -26,7 +29,10 @@ if shutil.which("java") is None:
         allow_module_level=True,
     )
 
+from pyspark.sql import functions as F  # noqa: E402
+
 from convo.backends import spark as convo_spark  # noqa: E402  (imports pyspark, which needs Java to be useful)
+from convo.backends import spark_reader  # noqa: E402
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark]
 
@@ -208,3 +214,197 @@ def test_file_names_with_pattern_characters_are_read_literally(spark, tmp_path):
     staged = pq.read_table(convo_spark.output_dir(env) / "stg_conversation_events").to_pylist()
     assert {r["source_file"]: r["conversation_id"] for r in staged} == expected
     assert [(f.rows_read, f.rows_staged) for f in result.files] == [(1, 1)] * 4
+
+
+# -- the ingestion contract: the same rejected rows and counts from both readers ---------------
+def _csv_bytes(lines: list[str], ending: str = "\n") -> bytes:
+    return "".join(line + ending for line in lines).encode()
+
+
+def _hostile_files(folder: Path) -> list[Path]:
+    """Files that take every path of DuckDB's reader (its CSV reader with rejects, line by line in
+    SQL, line by line in Python), with the lines each rule rejects. Line numbers in comments."""
+    folder.mkdir()
+    header = ",".join(HEADER)
+    plain = folder / "plain.csv"  # no quote and no blank line: DuckDB's CSV reader reads it in one pass
+    plain.write_bytes(
+        _csv_bytes(
+            [
+                header,
+                ",".join(GOOD),  # 2: staged
+                ",".join(GOOD),  # 3: a duplicate
+                ",".join(INVALID[1]),  # 4: no such month
+                ",".join(INVALID[3]),  # 5: user_id is empty
+                "2024-05-02 9:00:00,30000000000001,501",  # 6: 3 fields
+                "2024-05-02 9:10:00,30000000000001,501,71,message_sent_to_customer,<m>,extra",  # 7: 7 fields
+                "2024-05-02 9:20:00,30000000000003,502,,customer_message_received,<p>",  # 8: staged
+            ]
+        )
+    )
+    quoted = folder / "quoted lines.csv"
+    quoted.write_bytes(
+        "\ufeff".encode()
+        + _csv_bytes(
+            [
+                header.upper(),
+                '2024-05-02 9:01:00,30000000000001,501,71,message_sent_to_customer,"<m, ""quoted"">"',  # 2
+                "",  # 3: blank
+            ]
+        )
+        + b"\r\n"  # 4: blank, its end CRLF among LF ends
+        + _csv_bytes(
+            [
+                '2024-05-02 9:02:00,30000000000001,501,71, "message_sent_to_customer" ,<m>',  # 5: staged
+                '2024-05-02 9:03:00,30000000000001,501,71,message_sent_to_customer,"a"b',  # 6: text after a quote
+                '2024-05-02 9:04:00,30000000000001,501,71,message_sent_to_customer,"unterminated',  # 7
+                '2024-05-02 9:05:00,30000000000001,501,"a,b,message_sent_to_customer,<m>',  # 8: 7 fields
+                'x,"a,"",b',  # 9: 3 fields ("a," is complete; the quote after it opens one left open)
+                "2024-05-02 9:06:00,30000000000001,501,71,message_sent_to_customer,<t>,",  # 10: staged
+                '2024-05-02 9:07:00,30000000000001,501,71,message_sent_to_customer,<t>,""',  # 11: staged
+                "   ",  # 12: 1 field
+                '"","","","","",""',  # 13: six empty fields: rejected by the rules of each field
+                "a,b,c,d,e,f,g,,",  # 14: 9 fields
+            ]
+        )
+        + b"2024-05-02 9:08:00,30000000000001,501,71,message_sent_to_customer,<last>"  # 15: no line end
+    )
+    permuted = [4, 5, 0, 1, 2, 3]  # event, event_value, then the rest
+    rows = [
+        [HEADER[i] for i in permuted],
+        [("2024-05-02 9:30:00", "30000000000005", "505", "", "customer_message_received", "<g>")[i] for i in permuted],
+        [GOOD[i] for i in permuted],  # 3: a duplicate of plain.csv's line 2
+    ]
+    text = _csv_bytes([",".join(r) for r in rows])
+    text += b"customer_message_received,caf\xff\xfe,2024-05-02 9:31:00,30000000000006,506,\n"  # 4: not UTF-8
+    text += b"customer_message_received,<h>,2024-05-02 9:32:00,30000000000006,506,\n"  # 5: staged
+    packed = folder / "packed.csv.gz"
+    packed.write_bytes(gzip.compress(text[:100]) + gzip.compress(text[100:]))  # two gzip members
+    long = folder / "long[1].csv"
+    long.write_bytes(
+        _csv_bytes(
+            [
+                header,
+                "2024-05-02 9:40:00,30000000000007,507,,customer_message_received,a\rb",  # 2: a lone CR is data
+                "x" * (MAX_LINE_BYTES + 5),  # 3: too long
+                "2024-05-02 9:41:00,30000000000007,507,,customer_message_received,<l>",  # 4: staged
+                # 5: staged, 6: a quote left open; Java's regex engine recursed once per character
+                # of such fields and overflowed its stack
+                '2024-05-02 9:42:00,30000000000007,507,,customer_message_received,"' + 'ab""' * 15_000 + '"',
+                '2024-05-02 9:43:00,30000000000007,507,,customer_message_received,"' + "x" * 200_000,
+            ]
+        )
+    )
+    parquet_rows = [GOOD, INVALID[2], ("2024-05-02 9:50:00", "30000000000008", "508", None, "tag_assigned", "x")]
+    parquet = folder / "rows.parquet"
+    pq.write_table(pa.table({name: [r[i] for r in parquet_rows] for i, name in enumerate(HEADER)}), parquet)
+    again = folder / "again.csv"
+    again.write_bytes(plain.read_bytes())  # the same content: skipped by both
+    return [plain, quoted, packed, long, parquet, again]
+
+
+def _rejected_and_files(duckdb_env, spark_env) -> tuple[list, list, list, list]:
+    rejected_columns = "source_file, source_line, reason, raw_line"
+    file_columns = "file_id, path, sha256, file_format, rows_read, rows_staged, rows_rejected, duplicates_removed"
+    con = duckdb.connect(str(duckdb_env.warehouse), read_only=True)
+    try:
+        duck_rejected = con.execute(
+            f"SELECT {rejected_columns} FROM rejected_conversation_events ORDER BY ALL"
+        ).fetchall()
+        duck_files = con.execute(f"SELECT {file_columns} FROM ingested_files ORDER BY file_id").fetchall()
+    finally:
+        con.close()
+    folder = convo_spark.output_dir(spark_env)
+    con = duckdb.connect()
+    spark_rejected = con.execute(
+        f"SELECT {rejected_columns} FROM read_parquet(?) ORDER BY ALL", [str(folder / "rejected_conversation_events")]
+    ).fetchall()
+    spark_files = con.execute(
+        f"SELECT {file_columns} FROM read_parquet(?) ORDER BY file_id", [str(folder / "ingested_files")]
+    ).fetchall()
+    return duck_rejected, spark_rejected, duck_files, spark_files
+
+
+def test_hostile_files_give_the_same_rejected_rows_and_counts_on_both_backends(spark, tmp_path):
+    files = [str(p) for p in _hostile_files(tmp_path / "in")]
+    reference, built = make_env(tmp_path, "duck"), make_env(tmp_path, "spark")
+    runner.build(reference, files)
+    result = convo_spark.build(built, files)
+    duck_rejected, spark_rejected, duck_files, spark_files = _rejected_and_files(reference, built)
+    only_spark, only_duck = set(spark_rejected) - set(duck_rejected), set(duck_rejected) - set(spark_rejected)
+    assert (sorted(only_spark), sorted(only_duck)) == ([], [])
+    assert spark_rejected == duck_rejected  # row for row
+    assert spark_files == duck_files
+    assert result.skipped == [files[5]]
+    # Worked out by hand from the comments in _hostile_files: read = staged + rejected + duplicates.
+    assert [row[:2] + row[4:] for row in duck_files] == [
+        (1, files[0], 7, 2, 4, 1),
+        (2, files[1], 12, 5, 7, 0),
+        (3, files[2], 4, 2, 1, 1),
+        (4, files[3], 5, 3, 2, 0),
+        (5, files[4], 3, 1, 1, 1),
+    ]
+    assert duck_files[2][3] == "csv"  # a gzipped CSV is a CSV
+    found = "Expected Number of Columns: 6 Found: "
+    malformed = "malformed CSV row: "
+    lines = {(file, line): (reason, raw) for file, line, reason, raw in duck_rejected}
+    assert {line: reason for (file, line), (reason, _) in lines.items() if file == files[1]} == {
+        6: malformed + "UNQUOTED VALUE: Value with unterminated quote found.",
+        7: malformed + "UNQUOTED VALUE: Value with unterminated quote found.",
+        8: malformed + "TOO MANY COLUMNS: " + found + "7",
+        9: malformed + "MISSING COLUMNS: " + found + "3",
+        12: malformed + "MISSING COLUMNS: " + found + "1",
+        13: lines[(files[1], 13)][0],  # the reasons of each empty field, checked below
+        14: malformed + "TOO MANY COLUMNS: " + found + "9",
+    }
+    assert "event_timestamp" in lines[(files[1], 13)][0] and "user_id" in lines[(files[1], 13)][0]
+    assert lines[(files[0], 6)][0] == malformed + "MISSING COLUMNS: " + found + "3"
+    assert lines[(files[0], 7)][0] == malformed + "TOO MANY COLUMNS: " + found + "7"
+    assert lines[(files[2], 4)] == (
+        malformed + NOT_UTF8,
+        "customer_message_received,caf??,2024-05-02 9:31:00,30000000000006,506,",
+    )
+    assert lines[(files[3], 3)] == (malformed + LINE_TOO_LONG, "x" * LONG_LINE_SHOWN)
+    assert lines[(files[3], 6)][0] == malformed + "UNQUOTED VALUE: Value with unterminated quote found."
+
+
+def test_spark_splits_every_short_line_as_duckdb_does(spark):
+    # Every line of up to 7 characters from the characters that matter to splitting: 21,844 lines.
+    lines = ["".join(chars) for n in range(1, 8) for chars in itertools.product('", a', repeat=n)]
+    con = duckdb.connect()
+    con.execute("CREATE TABLE lines AS SELECT unnest(?) AS text", [lines])
+    duck = {
+        text: (fields, reason)
+        for text, fields, reason in con.execute(
+            f"SELECT text, fields, reason FROM ({ingest._split_lines('SELECT text FROM lines')})"
+        ).fetchall()
+    }
+    fields, reason = spark_reader.split_fields(F.col("text"))
+    frame = spark.createDataFrame([(t,) for t in lines], "text string").select(
+        "text", fields.alias("f"), reason.alias("r")
+    )
+    split = {row["text"]: (row["f"], row["r"]) for row in frame.collect()}
+    assert len(split) == len(duck) == 21_844
+    differ = [(t, duck[t], split[t]) for t in lines if split[t] != duck[t]]
+    assert differ == []
+    assert duck[',,,,,"'] == (None, "UNQUOTED VALUE: Value with unterminated quote found.")
+    assert duck['"a"a'] == (None, "MISSING COLUMNS: Expected Number of Columns: 6 Found: 1")
+    assert duck[",,,,, "] == ([""] * 5 + [" "], None)
+    # "a," is a complete quoted field; the two quotes after it open one left open, not a "" inside it.
+    assert duck['a,"a,""'] == (None, "MISSING COLUMNS: Expected Number of Columns: 6 Found: 2")
+
+
+@pytest.mark.parametrize(("name", "content", "message"), UNREADABLE_FILES)
+def test_a_file_that_cannot_be_read_fails_both_backends_alike(spark, tmp_path, capsys, name, content, message):
+    bad = tmp_path / name
+    if content is not None:
+        bad.write_bytes(content)
+    said = {}
+    for backend in ("duckdb", "pyspark"):
+        warehouse = str(tmp_path / backend / "dev.duckdb")
+        code = main(["build", "--backend", backend, "--warehouse", warehouse, str(bad)])
+        errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("convo:")]
+        said[backend] = (code, errors)
+    assert said["pyspark"] == said["duckdb"]
+    assert said["duckdb"][0] == EXIT_BAD_INPUT
+    assert said["duckdb"][1][-1].startswith(f"convo: {bad}: ") and message in said["duckdb"][1][-1]
+    assert not convo_spark.output_dir(make_env(tmp_path / "pyspark", "dev")).exists()

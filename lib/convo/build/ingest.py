@@ -1,8 +1,9 @@
-"""Reading input files into the warehouse: validation, line numbers, rejects, duplicates.
+"""DuckDB's reader of input files: line numbers, rejects, duplicates, under the ingestion contract.
 
-Files are read by DuckDB (streaming, in parallel); Python only reads a file's first line to
-check its header and its bytes to hash them (counting its lines on the way). Every data row ends
-up in exactly one place: staged, rejected (with its line and reason) or counted as a duplicate.
+The contract (`contract.py`, shared with the Spark reader) checks and hashes each file first
+(Python reads its first line and hashes its bytes, counting its lines on the way); then the files
+are read by DuckDB (streaming, in parallel). Every data row ends up in exactly one place: staged,
+rejected (with its line and reason) or counted as a duplicate.
 
 A CSV file has one record per line: a quoted field cannot span lines, empty lines are skipped but
 counted, and a line that cannot be split into the six fields is rejected; the next line is read
@@ -11,259 +12,41 @@ normally.
 
 from __future__ import annotations
 
-import contextlib
-import csv
 import datetime
 import gzip
-import hashlib
-import io
 import logging
 import time
-import zlib
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import BinaryIO
+from collections.abc import Callable
 
 import duckdb
 import ibis
-import numpy as np
 import pyarrow as pa
 
+from convo.build.contract import (
+    FIELD,
+    FOUND_COLUMNS,
+    LINE_TOO_LONG,
+    LONG_LINE_SHOWN,
+    MAX_LINE_BYTES,
+    MISSING_COLUMNS,
+    NOT_UTF8,
+    QUOTED,
+    TOO_MANY_COLUMNS,
+    UNQUOTED_VALUE,
+    FileCounts,
+    InputError,
+    InputFile,
+)
 from convo.engine.warehouse import WORK, Warehouse
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
 
 log = logging.getLogger(__name__)
-
-FORMATS = {".csv": "csv", ".parquet": "parquet"}
-READ_SUFFIXES = (".csv", ".csv.gz", ".parquet")
-# A longer CSV line is rejected whole (DuckDB's reader needs a bound; no event is near this long).
-MAX_LINE_BYTES = 1 << 20
-LINE_TOO_LONG, NOT_UTF8 = f"line longer than {MAX_LINE_BYTES} bytes", "not UTF-8"
-LONG_LINE_SHOWN = 10_000  # characters of a line too long kept as its raw_line (as DuckDB's reader keeps)
-
-
-class InputError(ValueError):
-    """A file that cannot be read at all. The build stops before writing anything."""
-
-
-@dataclass(frozen=True)
-class InputFile:
-    path: Path
-    file_format: str
-    sha256: str
-    columns: tuple[str, ...]  # the contract's column names, in the file's order
-    lines: int | None = None  # a CSV file's lines, counted while hashing it (None: not counted)
-    read_name: str = ""  # the name DuckDB reads it by (its open descriptor; see `inspected`)
-    gzipped: bool = False
-    longest_line: int = 0  # a CSV file's longest line in bytes, its \n not counted
-    lone_carriage_returns: bool = False  # a \r not followed by \n (DuckDB's CSV reader fails on it)
-
-
-@dataclass
-class FileCounts:
-    file_id: int
-    path: str
-    rows_read: int = 0
-    rows_staged: int = 0
-    rows_rejected: int = 0
-    duplicates_removed: int = 0
-
-
-@dataclass(frozen=True)
-class Listing:
-    """The files a build reads, and the entries of its input directories it does not read."""
-
-    files: list[Path]
-    ignored: list[Path]
-
-
-def _format_of(path: Path) -> str | None:
-    name = path.name.lower()
-    return "csv.gz" if name.endswith(".csv.gz") else FORMATS.get(path.suffix.lower())
-
-
-def expand(inputs: list[str]) -> Listing:
-    """File names and directories (their CSV, gzipped CSV and Parquet files, in name order) -> files.
-
-    Names are taken literally: `star*.csv` is the file of that name (the shell expands patterns).
-    """
-    files: list[Path] = []
-    ignored: list[Path] = []
-    for name in inputs:
-        path = Path(name)
-        if not path.is_dir():
-            files.append(path)
-            continue
-        try:
-            entries = sorted(path.iterdir())
-        except OSError as exc:
-            raise InputError(f"{path}: cannot list this directory: {exc.strerror}") from None
-        readable = [p for p in entries if _format_of(p) and p.is_file()]
-        if not readable:
-            held = f"; it holds only {', '.join(p.name for p in entries)}" if entries else " (it is empty)"
-            raise InputError(f"{path}: no {', '.join(READ_SUFFIXES)} file in this directory{held}")
-        files += readable
-        ignored += [p for p in entries if p not in readable]
-    return Listing(files, ignored)
-
-
-def sha256(path: Path) -> str:
-    with path.open("rb") as f:
-        return _hash_and_count_lines(f, gzipped=_format_of(path) == "csv.gz")[0]
-
-
-def _inflated(chunks: Iterator[bytes]) -> Iterator[bytes]:
-    """The text of gzip data given in pieces (every member of a multi-member file), streaming."""
-    inflate, ended = zlib.decompressobj(wbits=31), True
-    for chunk in chunks:
-        while chunk:
-            yield inflate.decompress(chunk)
-            ended = inflate.eof
-            chunk = inflate.unused_data if ended else b""
-            if ended:
-                inflate = zlib.decompressobj(wbits=31)
-    if not ended:
-        raise zlib.error("the data ends part-way through a gzip member")
-
-
-@dataclass
-class _LineStats:
-    """Counts the lines of text given in pieces, and the longest one (its \\n not counted).
-
-    numpy finds the line ends at memory speed; a loop over bytes would be far slower than hashing."""
-
-    count: int = 0
-    longest: int = 0
-    open_line: int = 0  # bytes of the line not ended yet
-    lone_carriage_returns: int = 0
-    ends_in_cr: bool = False  # the last piece ended in \r (its \n, if any, starts the next piece)
-
-    def add(self, text: bytes) -> None:
-        if not text:
-            return
-        data = np.frombuffer(text, np.uint8)
-        if self.ends_in_cr and text[:1] != b"\n":
-            self.lone_carriage_returns += 1
-        is_cr = data == ord("\r")
-        crlf = int(np.count_nonzero(is_cr[:-1] & (data[1:] == ord("\n"))))
-        self.ends_in_cr = bool(is_cr[-1])  # decided by the next piece
-        self.lone_carriage_returns += int(np.count_nonzero(is_cr)) - crlf - self.ends_in_cr
-        ends = np.flatnonzero(data == ord("\n"))
-        if not len(ends):
-            self.open_line += len(text)
-            return
-        between = int(np.diff(ends).max()) - 1 if len(ends) > 1 else 0
-        self.count += len(ends)
-        self.longest = max(self.longest, self.open_line + int(ends[0]), between)
-        self.open_line = len(text) - int(ends[-1]) - 1
-
-    def end(self) -> None:
-        self.lone_carriage_returns += self.ends_in_cr
-        if self.open_line:  # a last line without an end counts
-            self.count += 1
-            self.longest = max(self.longest, self.open_line)
-            self.open_line = 0
-
-
-def _hash_and_count_lines(f: BinaryIO, *, gzipped: bool = False) -> tuple[str, _LineStats]:
-    """The file's SHA-256 and its lines (ending in \\n or \\r\\n), in the one pass that reads the
-    file; a gzipped file's lines are those of its text."""
-    digest, lines = hashlib.sha256(), _LineStats()
-
-    def chunks() -> Iterator[bytes]:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-            yield chunk
-
-    try:
-        for text in _inflated(chunks()) if gzipped else chunks():
-            lines.add(text)
-    except zlib.error as exc:
-        raise InputError(f"{f.name}: not a readable gzip file ({exc})") from None
-    lines.end()
-    return digest.hexdigest(), lines
-
-
-def csv_columns(path: Path) -> tuple[str, ...]:
-    with path.open("rb") as f:
-        return _csv_header(f, path, gzipped=_format_of(path) == "csv.gz")
-
-
-def _csv_header(f: BinaryIO, path: Path, *, gzipped: bool) -> tuple[str, ...]:
-    try:
-        first = (gzip.GzipFile(fileobj=f, mode="rb") if gzipped else f).readline(1 << 16)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: not a readable gzip file ({exc})") from None
-    if not first.strip():
-        raise InputError(f"{path}: the file is empty; expected a header line {','.join(RAW_COLUMNS)}")
-    try:
-        text = first.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        raise InputError(f"{path}: line 1 is not UTF-8 text; this is not a CSV file") from None
-    header = [h.strip().lower() for h in next(csv.reader(io.StringIO(text)))]
-    if sorted(header) != sorted(RAW_COLUMNS):
-        raise InputError(f"{path}: line 1: wrong header {','.join(header)!r}; expected {','.join(RAW_COLUMNS)}")
-    return tuple(header)
-
-
-def _parquet_columns(wh: Warehouse, path: Path, read_name: str) -> tuple[str, ...]:
-    try:
-        names = [r[0].lower() for r in wh.execute("DESCRIBE SELECT * FROM read_parquet(?)", [read_name])]
-    except Exception as exc:  # DuckDB raises several exception types for unreadable files
-        raise InputError(f"{path}: not a readable Parquet file ({exc})") from None
-    if sorted(names) != sorted(RAW_COLUMNS):
-        raise InputError(f"{path}: wrong columns {names}; expected {list(RAW_COLUMNS)}")
-    return tuple(names)
-
-
-@contextlib.contextmanager
-def inspected(wh: Warehouse, paths: list[Path]) -> Iterator[list[InputFile]]:
-    """Check every file can be read before anything is written; hash them.
-
-    Each file stays open until the block ends, and DuckDB reads it through its descriptor: its
-    reader takes a name as a glob pattern (`star*.csv` would read `starX.csv` too), a descriptor is
-    that one file, and the very file that was checked and hashed.
-    """
-    with contextlib.ExitStack() as open_files:
-        yield [_inspect(wh, path, open_files) for path in paths]
-
-
-def _inspect(wh: Warehouse, path: Path, open_files: contextlib.ExitStack) -> InputFile:
-    if not path.exists():
-        raise InputError(f"{path}: file not found")
-    if not path.is_file():
-        raise InputError(f"{path}: not a regular file")
-    file_format = _format_of(path)
-    if file_format is None:
-        raise InputError(f"{path}: unsupported file type {path.suffix!r}; expected {', '.join(READ_SUFFIXES)}")
-    try:
-        f = open_files.enter_context(path.open("rb"))
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read: {exc.strerror}") from None
-    read_name = f"/proc/self/fd/{f.fileno()}"
-    gzipped = file_format == "csv.gz"
-    if file_format == "parquet":
-        columns = _parquet_columns(wh, path, read_name)
-    else:
-        columns = _csv_header(f, path, gzipped=gzipped)
-        f.seek(0)
-    digest, lines = _hash_and_count_lines(f, gzipped=gzipped)
-    if file_format == "parquet":
-        return InputFile(path, "parquet", digest, columns, read_name=read_name)
-    return InputFile(
-        path, "csv", digest, columns, lines.count, read_name, gzipped, lines.longest, lines.lone_carriage_returns > 0
-    )
 
 
 def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-# How DuckDB's CSV reader splits a line into fields: a quoted field (spaces around the quotes
-# allowed, "" for a quote inside) or plain text not starting with a quote (a quote further on is text).
-_QUOTED = '"(?:[^"]|"")*"'
-_FIELD = f' *{_QUOTED} *| *[^ ,"][^,]*| *'
 # Reads a file's lines whole: no quotes, a delimiter text does not contain (a line with it would
 # fail the read, not be cut).
 _NO_DELIMITER = "\x01\x02\x03\x04"
@@ -271,26 +54,22 @@ _NO_DELIMITER = "\x01\x02\x03\x04"
 
 def _split_lines(lines: str) -> str:
     """SQL: the rows of the query `lines` (a column `text`) with the line's `fields` and `reason`,
-    why it is not a record of the six fields (NULL when it is).
-
-    As DuckDB's reader: empty fields after the sixth are ignored. Reasons use its error types (and
-    the Spark reader's counts): a wrong number of fields first (complete quoted fields removed
-    before counting commas), then a quote left open or followed by text.
+    why it is not a record of the six fields (NULL when it is): the contract's rule and reasons.
     """
     n = len(RAW_COLUMNS)
-    counts = f"'Expected Number of Columns: {n} Found: ' || found"
+    counts = f"{_literal(FOUND_COLUMNS)} || found"
     unquoted = "CASE WHEN ltrim(x) LIKE '\"%' THEN replace(trim(x)[2:-2], '\"\"', '\"') ELSE x END"
     return f"""
-    SELECT *, CASE WHEN found < {n} THEN 'MISSING COLUMNS: ' || {counts}
-                   WHEN found > {n} THEN 'TOO MANY COLUMNS: ' || {counts}
-                   WHEN fields IS NULL THEN 'UNQUOTED VALUE: Value with unterminated quote found.' END AS reason
+    SELECT *, CASE WHEN found < {n} THEN {_literal(MISSING_COLUMNS + ": ")} || {counts}
+                   WHEN found > {n} THEN {_literal(TOO_MANY_COLUMNS + ": ")} || {counts}
+                   WHEN fields IS NULL THEN {_literal(UNQUOTED_VALUE)} END AS reason
     FROM (SELECT *, CASE WHEN fields IS NULL
-                         THEN len(string_split(regexp_replace(text, {_literal(_QUOTED)}, '', 'g'), ','))
+                         THEN len(string_split(regexp_replace(text, {_literal(QUOTED)}, '', 'g'), ','))
                          WHEN len(list_filter(fields[{n + 1}:], lambda x: x <> '')) = 0 THEN least(len(fields), {n})
                          ELSE len(fields) END AS found
           FROM (SELECT *, CASE WHEN NOT contains(text, '"') THEN string_split(text, ',')
-                               WHEN regexp_full_match(text, {_literal(f"(?:{_FIELD})(?:,(?:{_FIELD}))*")})
-                               THEN list_transform(regexp_extract_all(text || ',', {_literal(f"({_FIELD}),")}, 1),
+                               WHEN regexp_full_match(text, {_literal(f"(?:{FIELD})(?:,(?:{FIELD}))*")})
+                               THEN list_transform(regexp_extract_all(text || ',', {_literal(f"({FIELD}),")}, 1),
                                                    lambda x: {unquoted})
                           END AS fields
                 FROM ({lines})))"""

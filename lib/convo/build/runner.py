@@ -25,7 +25,7 @@ import ibis
 from convo import notify, provenance
 from convo.audit import checks as audit
 from convo.audit import worker as audit_worker
-from convo.build import ingest
+from convo.build import contract, ingest
 from convo.build.seeds import load_tag_contact_reasons
 from convo.config import Environment
 from convo.engine import published_copy
@@ -201,7 +201,7 @@ def _new_files(s: Session, files: list[ingest.InputFile], run: Run) -> list[inge
 def _record_ignored(entries: list[Path], run: Run) -> None:
     """Entries of an input directory that are not read: said in the log and the run's files."""
     for path in entries:
-        action = f"not read: {'a directory' if path.is_dir() else 'not a ' + ', '.join(ingest.READ_SUFFIXES) + ' file'}"
+        action = contract.not_read(path)
         log.warning("%s: %s", path, action)
         run.files.append(FileRecord(None, str(path), None, None, action))
 
@@ -212,7 +212,7 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
     Returns the delta of accepted events (None when no file is new). Outside the write
     transaction: DuckDB reads back rows written in an open transaction about twice as slowly.
     """
-    with ingest.inspected(s.wh, paths) as inspected:
+    with contract.inspected(paths) as inspected:
         files = _new_files(s, inspected, run)
         if not files:
             return None
@@ -539,7 +539,7 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
     env = s.env
     names = list(inputs) if inputs else list(env.inputs)
     with audit_worker.for_build() as auditor:
-        listing = ingest.expand(names)
+        listing = contract.expand(names)
         if not listing.files and not full_refresh:  # a full refresh may rebuild from the staged events alone
             raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")
         _record_ignored(listing.ignored, run)
