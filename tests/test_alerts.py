@@ -13,6 +13,7 @@ import pytest
 from conftest import ROOT, make_env, write_events
 from convo.build import runner
 from convo.config import Notify
+from test_audit_worker import _alive, _within
 
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
 SECRET = "SECRETTOKEN456"
@@ -94,22 +95,26 @@ def test_an_unreachable_webhook_is_reported_without_its_url(tmp_path, monkeypatc
     assert "file not found" in json.loads(alert_file.read_text())["message"]
 
 
-# A build that kills itself with SIGKILL in the middle of its audit, in the audit's own process
-# (GX imported first, so the audit runs in place): it leaves a run marked 'running' and the
-# audit's spill folder behind, as a build killed from outside at that moment does.
-_KILLED_IN_AUDIT = """
-import os, signal, sys
+# A build whose audit process stops while it holds the warehouse open (reading which tables the
+# audit will check) and says its pid. The script is a file: the audit process, spawned, imports it
+# again as its main module, so the patch reaches it; the build runs only as `__main__`.
+_BUILD = """
+import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from conftest import make_env
-import convo.audit.validate as validate
-from convo.build import runner
+from convo.audit import checks
 
-def die(*args, **kwargs):
-    os.kill(os.getpid(), signal.SIGKILL)
+def hold(con, schema):
+    print(os.getpid(), flush=True)
+    time.sleep(600)
 
-validate.gx_suite = die
-runner.build(make_env(Path({tmp!r})), [{events!r}])
+checks._existing_tables = hold
+
+if __name__ == "__main__":
+    from conftest import make_env
+    from convo.build import runner
+
+    runner.build(make_env(Path({tmp!r})), [{events!r}])
 """
 
 
@@ -123,21 +128,25 @@ def _events(tmp_path, name, conversation):
     )
 
 
-def test_a_run_killed_part_way_alerts_the_next_command_and_its_spill_folder_is_removed(tmp_path, webhook):
+def test_a_build_killed_in_its_audit_leaves_no_process_holding_the_warehouse_and_alerts_the_next_command(
+    tmp_path, webhook
+):
     env = make_env(tmp_path)
     runner.build(env, [str(_events(tmp_path, "a.csv", "30000000000001"))])
     events = _events(tmp_path, "b.csv", "30000000000002")
-    script = _KILLED_IN_AUDIT.format(tests=str(ROOT / "tests"), tmp=str(tmp_path), events=str(events))
-    killed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT)
-    assert killed.returncode == -9, killed.stderr
-    [spill] = [p for p in env.warehouse.parent.iterdir() if p.name.startswith(f"{env.warehouse.name}.audit-")]
-    assert spill.is_dir()
+    script = tmp_path / "build.py"
+    script.write_text(_BUILD.format(tests=str(ROOT / "tests"), tmp=str(tmp_path), events=str(events)))
+    build = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    auditor = int(build.stdout.readline())
+    assert auditor != build.pid and str(env.warehouse) in _open_files(auditor)
+    build.kill()  # from outside, as an operator or the OOM killer would
+    assert build.wait() == -9
+    assert _within(5, lambda: not _alive(auditor))  # the audit process went with it
 
     alert_file = tmp_path / "alert.json"
     env = make_env(tmp_path, notify=Notify(webhook_url_env="CONVO_TEST_WEBHOOK", command=f"cat > {alert_file}"))
     run = runner.build(env, [str(events)])
     assert run.status == "success"
-    assert not spill.exists()
     [alert] = webhook  # one alert: the interrupted run; the build that found it succeeded
     assert alert["status"] == "interrupted" and alert["environment"] == "test" and alert["command"] == "build"
     assert [r["run_id"] for r in alert["interrupted_runs"]] == [2]
@@ -147,3 +156,8 @@ def test_a_run_killed_part_way_alerts_the_next_command_and_its_spill_folder_is_r
 
     runner.check(env)  # reported once: the next command finds nothing left running
     assert len(webhook) == 1
+
+
+def _open_files(pid: int) -> list[str]:
+    folder = Path(f"/proc/{pid}/fd")
+    return [os.readlink(folder / fd) for fd in os.listdir(folder)]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import subprocess
 import sys
 import time
 
-from convo.audit.worker import PROCESS_NAME, AuditWorker
+import pytest
+
+from convo.audit.worker import PROCESS_NAME, AuditProcessFailed, AuditWorker, _portable
 
 # A build's process that starts its audit worker, says the worker's pid, then waits to be killed.
 BUILD = """
@@ -26,8 +29,14 @@ def _alive(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    with open(f"/proc/{pid}/stat") as stat:  # a zombie has ended; only its entry is left
-        return stat.read().split(") ")[1][0] != "Z"
+    # A zombie has ended, once its last thread has (its files are closed then): the main
+    # thread of a killed process turns zombie while DuckDB's threads are still exiting.
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            zombie = stat.read().split(") ")[1][0] == "Z"
+        return not zombie or len(os.listdir(f"/proc/{pid}/task")) > 1
+    except FileNotFoundError:  # reaped meanwhile
+        return False
 
 
 def test_a_worker_never_asked_to_audit_ends_when_the_build_closes_it():
@@ -51,6 +60,20 @@ def test_the_worker_dies_with_a_killed_build(tmp_path):
     build.wait()
     # At once: it would otherwise go on importing, then audit an abandoned version.
     assert _within(1, lambda: not _alive(worker_pid))
+
+
+class Unpicklable(Exception):
+    def __reduce__(self):
+        raise TypeError("not picklable")
+
+
+def test_an_exception_of_the_audit_that_cannot_travel_to_the_build_arrives_as_its_text():
+    with pytest.raises(TypeError):
+        pickle.dumps(Unpicklable("x"))
+    arrives = _portable(Unpicklable("the reason"))
+    assert isinstance(arrives, AuditProcessFailed) and str(arrives) == "Unpicklable: the reason"
+    missing = KeyError("missing")
+    assert _portable(missing) is missing  # one that travels arrives as itself
 
 
 def _name(pid: int) -> str:

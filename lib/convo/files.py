@@ -42,23 +42,3 @@ def replace_directory(final: Path, building: Path) -> None:
         final.rename(old)
     building.rename(final)
     shutil.rmtree(old, ignore_errors=True)
-
-
-def audit_spill_prefix(warehouse: Path) -> str:
-    """Name prefix of the folders an audit's DuckDB connections spill to, beside the warehouse."""
-    return f"{warehouse.name}.audit-"
-
-
-def remove_audit_spills(warehouse: Path) -> list[Path]:
-    """Remove the spill folders an audit left when it was killed (a finished audit removes its own).
-
-    Only safe while holding the environment's lock: no audit of it can be running then."""
-    prefix = audit_spill_prefix(warehouse)
-    found = (
-        sorted(p for p in warehouse.parent.iterdir() if p.name.startswith(prefix) and p.is_dir())
-        if warehouse.parent.is_dir()
-        else []
-    )
-    for folder in found:
-        shutil.rmtree(folder)
-    return found

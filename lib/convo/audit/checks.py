@@ -192,7 +192,6 @@ def run(
     tables: Iterable[str] | None = None,
     rows_schema: str | None = None,
     data_docs: bool = False,
-    processes: int = 1,
 ) -> list[CheckRecord]:
     """Every check on the tables in `schema` (the candidate or the published views).
 
@@ -242,7 +241,6 @@ def run(
         docs_dir=env.reports_dir / env.name / "data_docs" if env and data_docs else None,
         threads=env.threads if env else 2,
         memory_limit=env.memory_limit if env else "4GB",
-        processes=processes,
     )
     notes = {
         (data["name"], e["description"]): "; ".join(dict.fromkeys(p.notes[n] for n in _parameter_names(e))) or None

@@ -1,34 +1,41 @@
 """A build's audit in a process of its own, started as the build starts.
 
-Importing Great Expectations takes seconds of pure Python. In a thread of the build's process it
-would hold the GIL that the build's own Python (compiling models, driving DuckDB) needs, and the
-build would slow by about as long as the import takes. In its own process it only shares the
-CPUs, and it is usually done by the time the audit starts. (At a lower CPU priority it was starved while
-the build kept both cores busy, and the audit then waited for it.) The worker opens the warehouse
-only for the audit, while the build has released it.
+Importing Great Expectations takes seconds of pure Python. In the build's process it would delay
+the audit by as long (or, in a thread, hold the GIL that the build's own Python needs). In a
+process of its own it runs alongside the build and is usually done by the time the audit starts
+(BENCHMARKS.md, "What the audit's machinery saves"). The process opens the warehouse only for
+the audit, while the build has released it, hands back the check records, its log lines and any
+exception with its traceback, and dies with the build, however the build ends.
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
+import ctypes
 import importlib
 import logging
+import multiprocessing
 import os
+import pickle
 import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
 
 from convo.audit import checks as audit
-from convo.audit import child
 from convo.engine.state import CheckRecord
 
 log = logging.getLogger(__name__)
 PROCESS_NAME = "convo-audit"  # as ps and top show it
 VALIDATE = "convo.audit.validate"  # the module that imports Great Expectations
+PR_SET_PDEATHSIG, PR_SET_NAME = 1, 15  # prctl(2)
+
+
+class AuditProcessFailed(RuntimeError):
+    """The audit process's own traceback, chained to the exception it raised."""
 
 
 def worth_starting() -> bool:
@@ -55,34 +62,58 @@ class AuditWorker:
     there later (once), and always `close` it. Not started, `run` audits in this process."""
 
     def __init__(self) -> None:
-        self._child: child.Child | None = None
+        self._process: multiprocessing.process.BaseProcess | None = None
+        self._connection: Connection | None = None
+        self._answered = False
 
     def start(self) -> None:
         # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse. Not a
-        # daemon, which may not fork: `close` and `end_with_parent` see to its end instead.
-        self._child = child.Child("spawn", _serve, (), PROCESS_NAME, daemon=False, what="the audit process")
+        # daemon, so that `close` decides when it ends, and `_end_with_build` if the build is killed.
+        context = multiprocessing.get_context("spawn")
+        self._connection, child_end = context.Pipe()
+        self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME)
+        self._process.start()
+        child_end.close()
 
     def run(self, *args, **kwargs) -> list[CheckRecord]:
-        """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here."""
-        if self._child is None:
+        """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here, and its
+        exception is raised here, chained to its traceback."""
+        if self._process is None:
             return audit.run(*args, **kwargs)
-        self._child.send((args, kwargs))
-        return self._child.result()
+        self._connection.send((args, kwargs))
+        try:
+            result, error, logged = self._connection.recv()
+        except EOFError:
+            self._process.join()
+            raise AuditProcessFailed(
+                f"the audit process ended without an answer (exit code {self._process.exitcode})"
+            ) from None
+        finally:
+            self._answered = True
+        for fields in logged:  # at the level this process logs
+            logger = logging.getLogger(fields["name"])
+            if logger.isEnabledFor(fields["levelno"]):
+                logger.handle(logging.makeLogRecord(fields))
+        if error is not None:
+            exc, remote_traceback = error
+            raise exc from AuditProcessFailed(f"in the audit process:\n{remote_traceback}")
+        return result
 
     def close(self) -> None:
         """Stop the worker; at once unless it has answered (the build ended or was interrupted)."""
-        if self._child is not None:
-            self._child.close()
+        if self._process is None:
+            return
+        self._connection.close()
+        if not self._answered:
+            self._process.kill()
+        self._process.join()
 
 
 def _serve(connection: Connection, build_pid: int) -> None:
-    child.end_with_parent(build_pid, PROCESS_NAME)
+    _end_with_build(build_pid)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the build, which then ends this
-    logged = child.LogCollector.install()
+    logged = _LogCollector.install()
     started = time.perf_counter()
-    # GX imports pyspark where it is installed (the `spark` extra), for Spark data sources: half a
-    # second of CPU taken from the build. An audit reads the warehouse in SQL only.
-    sys.modules["pyspark"] = None  # `import pyspark` raises ImportError, which GX expects
     importlib.import_module(VALIDATE)
     # GX opens a (disabled) tqdm bar per suite. tqdm's default lock holds a multiprocessing
     # semaphore, which this process, leaving by os._exit, would leave to the resource tracker's
@@ -95,8 +126,54 @@ def _serve(connection: Connection, build_pid: int) -> None:
         args, kwargs = connection.recv()
     except EOFError:  # the build ended without an audit
         os._exit(0)
-    # This process holds nothing a fork must not copy, so it shares the suites out between
-    # processes, one per core the environment may use: GX validates mostly in Python.
-    processes = kwargs["env"].threads if kwargs.get("env") else 1
-    child.answer(connection, functools.partial(audit.run, *args, processes=processes, **kwargs), logged)
+    try:
+        reply = (audit.run(*args, **kwargs), None, logged.records)
+    except BaseException as exc:
+        reply = (None, (_portable(exc), traceback.format_exc()), logged.records)
+    connection.send(reply)
+    connection.close()
     os._exit(0)  # skips tearing down GX's modules, a second or more
+
+
+def _end_with_build(build_pid: int) -> None:
+    """Die when the build does, even by SIGKILL: an audit left behind would hold the warehouse
+    open, and the next build could not open it. Then take the name ps and top show. (Linux;
+    elsewhere the build ends its worker when it leaves normally.)"""
+    libc = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
+    if libc:
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != build_pid:  # it died before prctl
+        os._exit(1)
+    if libc:
+        libc.prctl(PR_SET_NAME, PROCESS_NAME.encode())
+
+
+class _LogCollector(logging.Handler):
+    """Keeps the worker's log records (of the `convo` loggers), as fields that pickle, for the build."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[dict] = []
+
+    @classmethod
+    def install(cls) -> _LogCollector:
+        collector = cls()
+        logger = logging.getLogger("convo")
+        logger.addHandler(collector)
+        logger.setLevel(logging.DEBUG)  # the build filters what it logs again
+        return collector
+
+    def emit(self, record: logging.LogRecord) -> None:
+        fields = {**record.__dict__, "msg": record.getMessage(), "args": None, "exc_info": None}
+        if record.exc_info:
+            fields["exc_text"] = logging.Formatter().formatException(record.exc_info)
+        self.records.append(fields)
+
+
+def _portable(exc: BaseException) -> BaseException:
+    """`exc`, or its text if it would not survive the trip to the build."""
+    try:
+        pickle.loads(pickle.dumps(exc))
+        return exc
+    except Exception:
+        return AuditProcessFailed(f"{type(exc).__name__}: {exc}")

@@ -32,7 +32,7 @@ from convo.engine import published_copy
 from convo.engine.state import FileRecord, Run, RunLog, TableRecord, Versions
 from convo.engine.store import FROM, Delta, Store
 from convo.engine.warehouse import CANDIDATE, CHANGES, PUBLISHED, STORE, WORK, Warehouse
-from convo.files import created_with, remove_audit_spills
+from convo.files import created_with
 from convo.lock import exclusive
 from convo.models.registry import Model, models, table_docs
 
@@ -80,8 +80,6 @@ def session(env: Environment, command: str) -> Iterator[Session]:
         try:
             wh = Warehouse(env.warehouse, threads=env.threads, memory_limit=env.memory_limit)
             s = Session(env, wh, Store(wh), RunLog(wh), Versions(wh))
-            for folder in remove_audit_spills(env.warehouse):
-                log.warning("removed %s, left by an audit that was stopped part-way", folder.name)
             if interrupted := s.runs.mark_interrupted():
                 _alert_interrupted(env, interrupted, command)
             yield s
