@@ -164,7 +164,9 @@ class Store:
 
         Only rows that differ are touched: changed and vanished rows are retired, new and changed
         rows inserted. `new` names the scratch table holding the recomputed rows; `old`, if given,
-        the `snapshot` of the live rows under `old_filter` taken before them.
+        the `snapshot` of the live rows under `old_filter` taken before them. Exact for any rows
+        in `new` (repeated rows and keys included) given one live row per key under `old_filter`,
+        which every stored version has: a version that repeats a primary key fails its audit.
         """
         src = f'{WORK}."{new}"'
         if old_filter is None and self.live_count(name) == 0:
