@@ -22,7 +22,7 @@ but an unchanged one does not.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 
 from convo.models.registry import Model
@@ -81,10 +81,7 @@ class Step:
 
 @dataclass(frozen=True)
 class Plan:
-    steps: tuple[Step, ...]
-
-    def step(self, name: str) -> Step:
-        return next(s for s in self.steps if s.model.name == name)
+    steps: tuple[Step, ...]  # one per model, in dependency order
 
 
 def summary(p: Plan) -> str:
@@ -96,9 +93,7 @@ def summary(p: Plan) -> str:
     return f"{by_partition} by partition, {shown_whole}, {unchanged} unchanged"
 
 
-def decide(
-    m: Model, changed: Mapping[str, Change], *, full_refresh: bool, never_written: frozenset[str] | set[str]
-) -> Recompute:
+def decide(m: Model, changed: Mapping[str, Change], *, full_refresh: bool, never_written: Set[str]) -> Recompute:
     """What to recompute of model `m`, given how each of its inputs changed."""
     empty = m.materialized == "table" and m.name in never_written
     if full_refresh:
@@ -124,7 +119,7 @@ def plan(
     changed: Mapping[str, Change],
     *,
     full_refresh: bool,
-    never_written: frozenset[str] | set[str],
+    never_written: Set[str],
 ) -> Plan:
     """One step per model, in the order of `models` (dependency order, as `registry.models()` gives).
 

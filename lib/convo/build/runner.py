@@ -326,7 +326,7 @@ def _write(s: Session, staged: evaluate.Staged | None, run: Run, full_refresh: b
     evaluate.merge_seed(ev, "seed_tag_contact_reasons", load_tag_contact_reasons(s.env.seeds_dir), key=("tag",))
     never_written = frozenset(n for n, m in models().items() if m.materialized == "table" and s.store.never_written(n))
     planned = plan.plan(models(), ev.changes(), full_refresh=full_refresh, never_written=never_written)
-    log.info("plan: %s", plan.summary(planned))
+    log.info("plan, before each step sees what its inputs did change: %s", plan.summary(planned))
     for planned_step in planned.steps:
         m = planned_step.model
         step = plan.Step(m, plan.decide(m, ev.changes(), full_refresh=full_refresh, never_written=never_written))
