@@ -29,7 +29,7 @@ from convo.audit import checks as audit
 from convo.audit import suites
 from convo.audit import worker as audit_worker
 from convo.audit.validate import validate
-from convo.build import runner
+from convo.build import changes, runner
 from convo.engine.warehouse import CANDIDATE, PUBLISHED, STORE
 from convo.models.registry import table_docs
 
@@ -587,16 +587,16 @@ def _key_kind(check: str) -> str | None:
 def _write_defects_before_the_audit(monkeypatch, tampers) -> None:
     """Builds then write the tampers' defects into their unpublished version, as a model bug would:
     just before they copy their changed rows for the audit."""
-    real_stage_changes = runner._stage_changes
+    real_stage_changes = changes.stage_changes
 
-    def defective_build(s, written, version):
-        con = s.wh.con.con
+    def defective_build(store, evaluation, version):
+        con = store.wh.con.con
         con.execute("CREATE TEMP SEQUENCE IF NOT EXISTS tamper_ids")
         for tamper in tampers:
             tamper(Tamper(con, version, CANDIDATE))
-        return real_stage_changes(s, written, version)
+        return real_stage_changes(store, evaluation, version)
 
-    monkeypatch.setattr(runner, "_stage_changes", defective_build)
+    monkeypatch.setattr(changes, "stage_changes", defective_build)
 
 
 def _build_with_defects(base: Base, tmp_path: Path, monkeypatch, cases: list[Case], **checks):

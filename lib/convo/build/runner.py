@@ -1,12 +1,13 @@
-"""The runner: the one place that reads, writes, merges, audits and publishes.
+"""The runner: orchestrates a build; what it does at each stage is in the modules it calls.
 
-A build, inside the environment's lock:
+A build, inside the environment's lock and its run record:
 1. recover from any earlier build that failed or died (its unpublished rows are discarded);
 2. check every input file can be read, skip files whose content was already ingested;
-3. land, parse and de-duplicate the new rows into scratch tables;
-4. in one transaction: store them, then recompute each model, in dependency order, for the
-   partitions the changed rows touch, and merge the differences into version R;
-5. audit version R through the candidate views (an incremental build: the partitions it changed);
+3. land, parse and de-duplicate the new rows into scratch tables (`ingest.py`);
+4. in one transaction: plan what to recompute (`plan.py`) and evaluate it step by step, in
+   dependency order (`evaluate.py`), merging the differences into version R;
+5. audit version R through the candidate views (an incremental build: the partitions it changed,
+   copied by `changes.py`);
 6. publish R (re-point the views in `main`) or, if an error-level check failed, discard it.
 """
 
@@ -20,41 +21,27 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import ibis
-
 from convo import notify, provenance
 from convo.audit import checks as audit
 from convo.audit import worker as audit_worker
-from convo.build import contract, ingest
+from convo.build import changes, contract, evaluate, ingest, plan
 from convo.build.seeds import load_tag_contact_reasons
 from convo.config import Environment
 from convo.engine import published_copy
 from convo.engine.state import FileRecord, Run, RunLog, TableRecord, Versions
-from convo.engine.store import FROM, Delta, Store
-from convo.engine.warehouse import CANDIDATE, CHANGES, PUBLISHED, STORE, WORK, Warehouse
+from convo.engine.store import Store
+from convo.engine.warehouse import CANDIDATE, CHANGES, PUBLISHED, STORE, Warehouse
 from convo.files import created_with
 from convo.lock import exclusive
-from convo.models.registry import Model, models, table_docs
+from convo.models.registry import models, table_docs
 
 log = logging.getLogger(__name__)
-
-STAGED = "stg_conversation_events"
-INGESTION_TABLES = ("ingested_files", "rejected_conversation_events")  # appended to, never merged
-ALL = "all"  # a model whose every partition must be recomputed
 
 
 class BuildFailed(RuntimeError):
     def __init__(self, run: Run):
         super().__init__(run.message)
         self.run = run
-
-
-@dataclass(frozen=True)
-class Written:
-    """What a build wrote: each model's recomputed partitions (see `_touched`) and merge delta."""
-
-    touched: dict[str, str | None]
-    deltas: dict[str, Delta]
 
 
 @dataclass
@@ -204,11 +191,11 @@ def _record_ignored(entries: list[Path], run: Run) -> None:
         run.files.append(FileRecord(None, str(path), None, None, action))
 
 
-def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
+def _stage_inputs(s: Session, paths: list[Path], run: Run) -> evaluate.Staged | None:
     """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
 
-    Returns the delta of accepted events (None when no file is new). Outside the write
-    transaction: DuckDB reads back rows written in an open transaction about twice as slowly.
+    Returns what was staged (None when no file is new). Outside the write transaction: DuckDB
+    reads back rows written in an open transaction about twice as slowly.
     """
     with contract.inspected(paths) as inspected:
         files = _new_files(s, inspected, run)
@@ -222,9 +209,11 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         by_id = ingest.land(s.wh, files, first_id + 1)
         window = s.env.event_window.bounds(datetime.datetime.now(datetime.UTC))
         log.info("accepting events from %s to %s (event_window)", *window)
-        counts = ingest.stage_batch(s.wh, by_id, _staged_events_reader(s), window)
+        snapshot = evaluate.StagedSnapshot(s.store)
+        counts = ingest.stage_batch(s.wh, by_id, snapshot if s.store.live_count(evaluate.STAGED) else None, window)
+    batch_files = evaluate.ScratchTable("batch_files")
     s.wh.execute(
-        f"CREATE OR REPLACE TEMP TABLE {WORK}.batch_files (file_id BIGINT, path VARCHAR, sha256 VARCHAR,"
+        f"CREATE OR REPLACE TEMP TABLE {batch_files.sql} (file_id BIGINT, path VARCHAR, sha256 VARCHAR,"
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
         " duplicates_removed BIGINT, run_id BIGINT)"
     )
@@ -243,7 +232,7 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
         for fid, f in by_id.items()
     ]
     s.wh.execute_many(
-        f"INSERT INTO {WORK}.batch_files VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"INSERT INTO {batch_files.sql} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             [
                 r.file_id,
@@ -269,85 +258,13 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> Delta | None:
             r.rows_rejected,
             r.duplicates_removed,
         )
-    return Delta(sum(c.rows_staged for c in counts.values()), 0, "batch_events")
-
-
-def _staged_events_reader(s: Session):
-    """For ingestion: reads the live staged events of the conversations in a scratch table.
-
-    The read is the snapshot the staged events' merge needs (`old_<STAGED>`): the conversations
-    a batch brings are the ones that merge recomputes, so the big table is scanned once for both.
-    """
-    if not s.store.live_count(STAGED):
-        return None
-
-    def read(conversations: str) -> ibis.Table:
-        s.store.snapshot(
-            STAGED, f"old_{STAGED}", f'conversation_id IN (SELECT conversation_id FROM {WORK}."{conversations}")'
-        )
-        return s.wh.table(f"old_{STAGED}", WORK)
-
-    return read
-
-
-# -- models -----------------------------------------------------------------------------------
-def _touched(s: Session, m: Model, deltas: dict[str, Delta], full_refresh: bool) -> str | None:
-    """ALL, None (nothing to do), or the scratch table holding the partitions to recompute."""
-    if full_refresh or (m.materialized == "table" and s.store.never_written(m.name)):
-        return ALL
-    changed = [i for i in m.inputs if i in deltas and deltas[i].changed]
-    if not changed:
-        return None
-    if m.partition is None or any(deltas[i].everything or m.scope.get(i) is None for i in changed):
-        return ALL
-    parts = [
-        f'SELECT "{col}" AS value FROM {WORK}."{deltas[i].table}" WHERE "{col}" IS NOT NULL'
-        for i in changed
-        for col in m.scope[i]
-    ]
-    name = f"touched_{m.name}"
-    s.wh.materialize(name, "SELECT DISTINCT value FROM (" + " UNION ALL ".join(parts) + ")")
-    return name if s.wh.scalar(f"SELECT count(*) FROM {WORK}.{name}") else None
-
-
-def _input(s: Session, m: Model, name: str, touched: str, recomputed: dict[str, str | None]) -> ibis.Table:
-    if name == "accepted_events":
-        batch = s.wh.table("batch_events", WORK) if s.wh.has_table("batch_events", WORK) else None
-        if touched != ALL and s.wh.has_table(f"old_{STAGED}", WORK):  # the touched conversations', read already
-            staged = s.wh.table(f"old_{STAGED}", WORK).drop("event_sequence")
-        else:
-            staged = s.store.live(STAGED).drop("event_sequence") if s.store.live_count(STAGED) else None
-        if staged is not None and batch is not None:
-            table = staged.select(*batch.columns).union(batch)
-        else:
-            table = staged if batch is None else batch
-    elif _reads_recomputed_rows(s, m, name, touched, recomputed.get(name)):
-        table = s.wh.table(f"new_{name}", WORK)
-    else:
-        table = s.store.live(name)
-    scope = m.scope.get(name)
-    if touched == ALL or not scope:
-        return table
-    values = s.wh.table(touched, WORK).value
-    return table.filter(ibis.or_(*(table[c].isin(values) for c in scope)))
-
-
-def _reads_recomputed_rows(s: Session, m: Model, name: str, touched: str, input_touched: str | None) -> bool:
-    """Whether model `m` can read input `name` from its scratch table of recomputed partitions
-    (`new_<name>`: after the merge, exactly its live rows there) instead of the stored table:
-    when `m` reads it by its partition column, within the partitions it recomputed."""
-    upstream = models().get(name)
-    if upstream is None or touched == ALL or input_touched in (None, ALL) or not s.wh.has_table(f"new_{name}", WORK):
-        return False
-    if m.scope.get(name) != (upstream.partition,):
-        return False
-    outside = f"SELECT count(*) FROM {WORK}.{touched} WHERE value NOT IN (SELECT value FROM {WORK}.{input_touched})"
-    return s.wh.scalar(outside) == 0
-
-
-def _view_sql(s: Session, m: Model, schema: str) -> str:
-    """The SQL of view model `m` over its inputs in `schema`."""
-    return s.wh.compile(m.fn(**{i: s.wh.table(i, schema) for i in m.inputs}))
+    return evaluate.Staged(
+        events=evaluate.ScratchTable("batch_events"),  # written by `ingest.stage_batch`, as it documents
+        rows=sum(c.rows_staged for c in counts.values()),
+        files=batch_files,
+        rejected=evaluate.ScratchTable("batch_rejected"),
+        snapshot=snapshot.table,
+    )
 
 
 def _unqualified_view_sql(s: Session) -> dict[str, str]:
@@ -396,113 +313,28 @@ def _repair_copy(s: Session) -> None:
             pass
 
 
-def _create_views(s: Session, schema: str) -> None:
-    """(Re)define the view models in `schema` over the tables of that same schema."""
-    for m in models().values():
-        if m.materialized == "view":
-            s.wh.execute(f'CREATE OR REPLACE VIEW {schema}."{m.name}" AS {_view_sql(s, m, schema)}')
+def _write(s: Session, staged: evaluate.Staged | None, run: Run, full_refresh: bool) -> evaluate.Evaluation | None:
+    """Write version `run.run_id` from what was staged (uncommitted until this returns): plan, then
+    evaluate each step once its inputs' changes are known (`plan.decide` narrows the plan to them).
 
-
-def _build_model(
-    s: Session, m: Model, deltas: dict[str, Delta], run: Run, full_refresh: bool, recomputed: dict[str, str | None]
-) -> str | None:
-    """Recompute the model's touched partitions and merge them; returns what `_touched` found.
-
-    `recomputed` holds what the models before it recomputed."""
-    t0 = time.perf_counter()
-    touched = _touched(s, m, deltas, full_refresh)
-    if m.materialized == "view":
-        return touched  # nothing to store; the audit still checks the touched partitions
-    if touched is None:
-        log.info("%s: no input changed", m.name)
-        return None
-    old_filter, old = None, None
-    if touched != ALL:
-        old_filter = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched})'
-        old = f"old_{m.name}"  # the rows being recomputed, read once (the staged events' input too)
-        if s.wh.has_table(old, WORK):  # read while staging, for the conversations of the batch
-            s.wh.execute(f'DELETE FROM {WORK}."{old}" WHERE NOT ({old_filter})')
-        elif s.store.live_count(m.name):
-            s.store.snapshot(m.name, old, old_filter)
-        else:
-            old = None
-    expr = m.fn(**{i: _input(s, m, i, touched, recomputed) for i in m.inputs})
-    if touched != ALL:
-        expr = expr.filter(expr[m.partition].isin(s.wh.table(touched, WORK).value))
-    if touched == ALL and s.store.live_count(m.name) == 0:
-        delta = s.store.insert(m.name, s.wh.compile(expr), run.run_id)  # no copy: nothing to compare with
-    else:
-        s.wh.materialize(f"new_{m.name}", expr)
-        delta = s.store.merge(
-            m.name, f"new_{m.name}", key=m.doc.primary_key, old_filter=old_filter, version=run.run_id, old=old
-        )
-    deltas[m.name] = delta
-    seconds = time.perf_counter() - t0
-    rows = s.store.live_count(m.name)
-    run.tables.append(TableRecord(m.name, rows, delta.inserted, delta.retired, seconds))
-    scope = (
-        "all partitions" if touched == ALL else f"{s.wh.scalar(f'SELECT count(*) FROM {WORK}.{touched}')} partitions"
-    )
-    log.info("%s: %d rows (+%d -%d) from %s in %.2f s", m.name, rows, delta.inserted, delta.retired, scope, seconds)
-    return touched
-
-
-def _write(s: Session, batch: Delta | None, run: Run, full_refresh: bool) -> Written | None:
-    """Write version `run.run_id` from the staged batch (uncommitted until this returns).
-
-    Returns what each model recomputed and merged, or None when nothing changed.
+    Returns the evaluation, or None when nothing changed.
     """
-    deltas: dict[str, Delta] = {}
-    if batch is not None:
-        s.store.append("ingested_files", "batch_files", run.run_id)
-        s.store.append("rejected_conversation_events", "batch_rejected", run.run_id)
-        deltas["accepted_events"] = batch
-    s.wh.materialize("seed_tag_contact_reasons_new", load_tag_contact_reasons(s.env.seeds_dir))
-    deltas["seed_tag_contact_reasons"] = s.store.merge(
-        "seed_tag_contact_reasons", "seed_tag_contact_reasons_new", key=("tag",), old_filter=None, version=run.run_id
-    )
-    touched: dict[str, str | None] = {}
-    for m in models().values():
-        touched[m.name] = _build_model(s, m, deltas, run, full_refresh, touched)
-    new_files = batch is not None  # recorded even when all their rows were known: a version to publish
-    return Written(touched, deltas) if new_files or any(d.changed for d in deltas.values()) else None
-
-
-def _stage_changes(s: Session, written: Written, version: int) -> bool:
-    """Copies in CHANGES of the rows this build may have changed, for the audit's row-level checks.
-
-    A model's changed rows are its live rows in the partitions it recomputed: a whole partition,
-    not only the rows the merge wrote, so that a duplicate key next to an unchanged row is seen
-    (a key lies in one partition). Ingestion tables are only appended to: their rows of this
-    version. False when every table was rebuilt whole (the audit then checks every row anyway).
-    """
-    touched = written.touched
-    s.wh.execute(f"DROP SCHEMA IF EXISTS {CHANGES} CASCADE")
-    if all(t == ALL for t in touched.values()):
-        return False
-    s.wh.execute(f"CREATE SCHEMA {CHANGES}")
-    for name in [*s.store.physical_tables(), *(n for n, m in models().items() if m.materialized == "view")]:
-        every_row = f'SELECT * FROM {CANDIDATE}."{name}"'
-        if name in INGESTION_TABLES:
-            cols = ", ".join(f'"{c}"' for c in s.store.model_columns(name))
-            rows = f'TABLE {CHANGES}."{name}" AS SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version}'
-        elif touched.get(name, ALL) == ALL:  # rebuilt whole, or a seed (small, merged whole)
-            rows = f'VIEW {CHANGES}."{name}" AS {every_row}'
-        elif touched[name] is None:
-            rows = f'VIEW {CHANGES}."{name}" AS {every_row} WHERE false'
-        elif models()[name].materialized == "table":
-            rows = f'TABLE {CHANGES}."{name}" AS {s.store.live_rows_after(name, written.deltas[name], version)}'
-        else:
-            m = models()[name]
-            source = every_row
-            if all(_reads_recomputed_rows(s, m, i, touched[name], touched.get(i)) for i in m.inputs):
-                # Its inputs' changed rows are copied already: compute it from them.
-                source = f"SELECT * FROM ({_view_sql(s, m, CHANGES)})"
-            in_touched = f'"{m.partition}" IN (SELECT value FROM {WORK}.{touched[name]})'
-            rows = f'TABLE {CHANGES}."{name}" AS {source} WHERE {in_touched}'
-        # Tables, not views: each check then reads the few changed rows, not the table around them.
-        s.wh.execute(f"CREATE {rows}")
-    return True
+    ev = evaluate.Evaluation(s.store, run.run_id, staged)
+    if staged is not None:
+        evaluate.append_ingested(ev)
+    evaluate.merge_seed(ev, "seed_tag_contact_reasons", load_tag_contact_reasons(s.env.seeds_dir), key=("tag",))
+    never_written = frozenset(n for n, m in models().items() if m.materialized == "table" and s.store.never_written(n))
+    planned = plan.plan(models(), ev.changes(), full_refresh=full_refresh, never_written=never_written)
+    log.info("plan, before each step sees what its inputs did change: %s", plan.summary(planned))
+    for planned_step in planned.steps:
+        m = planned_step.model
+        step = plan.Step(m, plan.decide(m, ev.changes(), full_refresh=full_refresh, never_written=never_written))
+        result = evaluate.evaluate(ev, step)
+        if isinstance(result, evaluate.Recomputed):
+            d = result.delta
+            run.tables.append(TableRecord(m.name, result.live_rows, d.inserted, d.retired, result.seconds))
+    # New files are recorded even when all their rows were known: a version to publish.
+    return ev if staged is not None or ev.changes() else None
 
 
 def _discard_unpublished(s: Session, run: Run) -> None:
@@ -543,17 +375,17 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
         _record_ignored(listing.ignored, run)
         _discard_unpublished(s, run)
         _repair_copy(s)
-        batch = _stage_inputs(s, listing.files, run)
+        staged = _stage_inputs(s, listing.files, run)
         with s.wh.transaction():
-            written = _write(s, batch, run, full_refresh)
-        if written is None:
+            ev = _write(s, staged, run, full_refresh)
+        if ev is None:
             run.status, run.message = "noop", "nothing new to load: every input was already ingested"
             run.published_version = s.versions.current_version()
             log.info(run.message)
             return run
         s.store.stage_candidate(run.run_id)
-        _create_views(s, CANDIDATE)
-        scoped = _stage_changes(s, written, run.run_id)
+        evaluate.create_views(s.wh, CANDIDATE)
+        scoped = changes.stage_changes(s.store, ev, run.run_id)
         log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
         with s.wh.released():
             run.checks = auditor.run(
@@ -574,7 +406,7 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
         with _publishing_copy(s, run.run_id), s.wh.transaction():
             s.store.publish(run.run_id)
             s.versions.record_published(run.run_id)
-            _create_views(s, PUBLISHED)
+            evaluate.create_views(s.wh, PUBLISHED)
             expired = s.versions.expire(env.retain_versions)
             s.store.expire(expired.oldest_kept)
         if expired.versions:

@@ -46,7 +46,10 @@ class Delta:
 
 
 def visible(version: int) -> str:
-    return f"{FROM} <= {version} AND ({TO} IS NULL OR {TO} > {version})"
+    """The condition for the rows of `version`, for view definitions: a view cannot take parameters,
+    so the version is written into the SQL, as an integer."""
+    v = int(version)
+    return f"{FROM} <= {v} AND ({TO} IS NULL OR {TO} > {v})"
 
 
 class Store:
@@ -63,8 +66,8 @@ class Store:
     def discard_after(self, version: int) -> None:
         """Forget every row written by builds after `version` (failed, killed or rolled back)."""
         for name in self.physical_tables():
-            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {FROM} > {version}')
-            self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = NULL WHERE {TO} > {version}')
+            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {FROM} > ?', [version])
+            self.wh.execute(f'UPDATE {STORE}."{name}" SET {TO} = NULL WHERE {TO} > ?', [version])
 
     # -- reading ----------------------------------------------------------------------------
     def model_columns(self, name: str) -> list[str]:
@@ -110,7 +113,7 @@ class Store:
             self._create(name, source)
         else:
             self._check_columns(name, source)
-        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM {source}')
+        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, ?, NULL FROM {source}', [version])
         return self.wh.scalar(f"SELECT count(*) FROM {source}")
 
     def insert(self, name: str, query: str, version: int) -> Delta:
@@ -120,7 +123,7 @@ class Store:
         else:
             self._check_columns(name, f"({query})")
         before = self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}"')
-        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, {version}, NULL FROM ({query})')
+        self.wh.execute(f'INSERT INTO {STORE}."{name}" SELECT *, now()::TIMESTAMP, ?, NULL FROM ({query})', [version])
         inserted = self.wh.scalar(f'SELECT count(*) FROM {STORE}."{name}"') - before
         return Delta(inserted, 0, None, everything=inserted > 0)
 
@@ -142,7 +145,9 @@ class Store:
 
         Only rows that differ are touched: changed and vanished rows are retired, new and changed
         rows inserted. `new` names the scratch table holding the recomputed rows; `old`, if given,
-        the `snapshot` of the live rows under `old_filter` taken before them.
+        the `snapshot` of the live rows under `old_filter` taken before them. Exact for any rows
+        in `new` (repeated rows and keys included) given one live row per key under `old_filter`,
+        which every stored version has: a version that repeats a primary key fails its audit.
         """
         src = f'{WORK}."{new}"'
         if old_filter is None and self.live_count(name) == 0:
@@ -170,11 +175,12 @@ class Store:
             f" SEMI JOIN (SELECT * FROM {diff} WHERE _change < 0) AS r ON {match}"
         )
         self.wh.execute(
-            f'UPDATE {STORE}."{name}" SET {TO} = {version} WHERE rowid IN (SELECT {ROW} FROM {retired_rows})'
+            f'UPDATE {STORE}."{name}" SET {TO} = ? WHERE rowid IN (SELECT {ROW} FROM {retired_rows})', [version]
         )
         self.wh.execute(
-            f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, {version}, NULL FROM'
-            f" (SELECT *, unnest(range(_change)) FROM {diff} WHERE _change > 0)"
+            f'INSERT INTO {STORE}."{name}" SELECT {cols}, now()::TIMESTAMP, ?, NULL FROM'
+            f" (SELECT *, unnest(range(_change)) FROM {diff} WHERE _change > 0)",
+            [version],
         )
         inserted, retired = self.wh.execute(
             "SELECT coalesce(sum(_change) FILTER (_change > 0), 0),"
@@ -182,8 +188,8 @@ class Store:
         )[0]
         return Delta(inserted, retired, f"{new}_diff", snapshot=old_name, retired_rows=f"{new}_retired")
 
-    def live_rows_after(self, name: str, delta: Delta, version: int) -> str:
-        """SQL for the live rows of `name` that version `version` may have changed: those of the
+    def live_rows_after(self, name: str, delta: Delta, version: int) -> tuple[str, list]:
+        """SQL and its parameters for the live rows of `name` that version `version` may have changed: those of the
         partitions `delta`'s merge recomputed (the snapshot's rows it kept, and the rows it inserted),
         and any other row that version wrote. The rows a version wrote lie at the table's end, so
         zone maps find them without a scan of the whole table."""
@@ -191,8 +197,8 @@ class Store:
         return (
             f'SELECT {cols} FROM {WORK}."{delta.snapshot}"'
             f' WHERE {ROW} NOT IN (SELECT {ROW} FROM {WORK}."{delta.retired_rows}")'
-            f' UNION ALL SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = {version} AND {TO} IS NULL'
-        )
+            f' UNION ALL SELECT {cols} FROM {STORE}."{name}" WHERE {FROM} = ? AND {TO} IS NULL'
+        ), [version]
 
     # -- views, publishing, rollback, retention ----------------------------------------------
     def point_views(self, schema: str, version: int, names: list[str]) -> None:
@@ -216,4 +222,4 @@ class Store:
         if oldest_kept is None:
             return
         for name in self.physical_tables():
-            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {TO} IS NOT NULL AND {TO} <= {oldest_kept}')
+            self.wh.execute(f'DELETE FROM {STORE}."{name}" WHERE {TO} IS NOT NULL AND {TO} <= ?', [oldest_kept])
