@@ -18,6 +18,7 @@ import re
 import shutil
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -62,7 +63,8 @@ def late_file(tmp: Path, i: int) -> str:
 
 # -- breaking a rule ------------------------------------------------------------------------------
 def _literal(value) -> str:
-    return "'" + value.replace("'", "''") + "'" if isinstance(value, str) else str(value)
+    quoted = isinstance(value, str | uuid.UUID)  # event ids are UUIDs
+    return "'" + str(value).replace("'", "''") + "'" if quoted else str(value)
 
 
 class Tamper:
