@@ -6,7 +6,8 @@ Run by hand (never in CI), on a quiet machine:
 
 For each size it generates events (seeded, cached in --workdir), then times, each in its own
 process so that peak memory is the process's own:
-- `convo build` of the whole file into a fresh warehouse (every table, audits, publish);
+- `convo build` of the whole file into a fresh warehouse (every table, audits, publish), with where
+  its time went, step by step, from its run log;
 - the reference: benchmarks/reference.sql, the lifecycle table only, in plain DuckDB SQL;
 - the contact-reason report notebook, executed by papermill on the built warehouse;
 - with --check, `convo check` on the built warehouse;
@@ -129,6 +130,48 @@ def table_seconds(warehouse: Path) -> dict[str, float]:
     return dict(rows)
 
 
+# Where a build's time goes, from its run log: each step ends at the first line matching its
+# pattern (the log's own timestamps; a step whose line is missing is left out, not guessed).
+PROFILE_STEPS = (
+    ("start-up", r"convo\.build\.ingest: reading "),
+    ("reading, hashing and landing the files", r"accepting events from"),
+    # Since event ids are UUIDs they are hashed while parsing; before, in the de-duplication step.
+    ("parsing with every reject rule", r"parsed (and identified )?\d+ rows"),
+    ("event ids and de-duplication", r"de-duplicated the events"),
+    ("staged events", r": stg_conversation_events: \d+ rows"),
+    ("the other tables", r"auditing version"),
+    ("the audit", r"validated \d+ expectations"),
+    ("the readers' copy", r"readers' copy of version \d+ written"),
+    ("publishing", r"run \d+ success in"),
+)
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (.*)$")
+
+
+def build_profile(log: Path) -> list[tuple[str, float]]:
+    """Seconds of each step of the build whose run log is `log` (PROFILE_STEPS)."""
+    import datetime
+
+    lines = []
+    for line in log.read_text().splitlines():
+        if m := _LOG_LINE.match(line):
+            lines.append((datetime.datetime.strptime(m[1], "%Y-%m-%d %H:%M:%S,%f"), m[2]))
+    if not lines:
+        return []
+    steps, previous = [], lines[0][0]
+    for name, pattern in PROFILE_STEPS:
+        end = next((at for at, text in lines if re.search(pattern, text)), None)
+        if end is not None and end >= previous:
+            steps.append((name, (end - previous).total_seconds()))
+            previous = end
+    return steps
+
+
+def profile_line(warehouse: Path) -> str:
+    logs = sorted((warehouse.parent / "logs").glob("*/run-*.log"))
+    steps = build_profile(logs[-1]) if logs else []
+    return "; ".join(f"{name} {seconds:.1f} s" for name, seconds in steps) or "no run log"
+
+
 def report_notebook(warehouse: Path, out: Path) -> Timing:
     """notebooks/50_contact_reasons.py executed by papermill on the built warehouse, and its HTML."""
     script = (
@@ -150,9 +193,11 @@ def bench_size(n: int, work: Path, check: bool, incremental: bool) -> list[str]:
     ref = reference(events, ref_db)
     rows, differ = lifecycle_differences(warehouse, ref_db)
     mart = table_seconds(warehouse).get("mart_contact_reasons_daily", float("nan"))
+    profile = profile_line(warehouse)
+    print(f"    where the build's time went: {profile}", flush=True)
     lines = [
         f"| {n:,} | {size_mb:,.0f} MB | convo build (all tables, audits, publish) | {build.seconds:.1f} |"
-        f" {build.peak_mb:,.0f} | {build.seconds / ref.seconds:.2f}x the reference |",
+        f" {build.peak_mb:,.0f} | {build.seconds / ref.seconds:.2f}x the reference; {profile} |",
         f"| {n:,} | | reference: plain SQL, lifecycle only | {ref.seconds:.1f} | {ref.peak_mb:,.0f} |"
         f" lifecycle rows {rows:,}; rows differing from convo: {differ:,} |",
         f"| {n:,} | | contact-reason mart (inside the build) | {mart:.1f} | | from the run's table timings |",

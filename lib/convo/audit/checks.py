@@ -26,6 +26,7 @@ from convo.audit import suites as authored
 from convo.config import ConfigError, Environment
 from convo.engine import state
 from convo.engine.state import CheckRecord
+from convo.engine.warehouse import CANDIDATE
 
 log = logging.getLogger(__name__)
 ERROR, WARN = authored.ERROR, authored.WARN
@@ -201,6 +202,8 @@ def run(
     `tables` limits the audit to some tables' suites; `rows_schema` holds the rows an
     incremental build changed (copies of its partitions), which the row-level checks then read (the
     keys of a partition lie in it, so checking the changed partitions covers what the build could break).
+    A build's audit of every row skips the checks whose suites say the build proves them
+    (`suites.PROVEN_BY_BUILD`), and reports them as skipped.
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # events are naive UTC
@@ -210,6 +213,7 @@ def run(
         existing = _existing_tables(con, schema)
     finally:
         con.close()
+    every_row_of_a_build = schema == CANDIDATE and rows_schema is None
     runnable = []
     for data in stored:
         if data["name"] not in existing:
@@ -220,8 +224,11 @@ def run(
         kept = []
         for e in data["expectations"]:
             missing = [p.skipped[n] for n in _parameter_names(e) if n in p.skipped]
+            proof = e["meta"].get("proven_by_build") if every_row_of_a_build else None
             if missing:
                 records.append(skipped(data["name"], e, missing[0]))
+            elif proof:
+                records.append(skipped(data["name"], e, f"the build established it ({proof}); `convo check` checks it"))
             else:
                 kept.append(e)
         runnable.append({**data, "expectations": kept})

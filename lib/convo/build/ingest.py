@@ -322,7 +322,9 @@ def stage_batch(
     # The raw text is not copied along: only rejected rows need it, and they fetch it back.
     parsed = wh.materialize("batch_parsed", parse_raw_events(raw, window).drop(*RAW_COLUMNS))
     log.info(
-        "parsed %d rows in %.1f s", wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"), time.perf_counter() - t0
+        "parsed and identified %d rows in %.1f s",
+        wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"),
+        time.perf_counter() - t0,
     )
     rejects = parsed.filter(parsed.reject_reason.notnull())
     rejects = rejects.join(raw, ["file_seq", "source_line"])
@@ -348,13 +350,15 @@ def stage_batch(
     wh.materialize("batch_rejected", ibis.union(rejected, *malformed).order_by(["file_id", "source_line"]))
 
     t0 = time.perf_counter()
-    accepted = wh.materialize("batch_accepted", accepted_events(parsed))  # event ids hashed once
-    unique = deduplicate_events(accepted)
+    # Parsing hashed the event ids: the accepted rows are a view over the parsed ones, and the
+    # de-duplication reads them in the one statement that writes the new events.
+    wh.execute(f"CREATE OR REPLACE TEMP VIEW batch_accepted AS {wh.compile(accepted_events(parsed))}")
+    unique = deduplicate_events(wh.table("batch_accepted", WORK))
     if staged_events_of is not None:
         # A copy of a staged event has its conversation: compare with those conversations' events only.
         unique = unique.anti_join(staged_events_of("batch_accepted"), "event_id")
     wh.materialize("batch_events", unique)
-    log.info("identified and de-duplicated the events in %.1f s", time.perf_counter() - t0)
+    log.info("de-duplicated the events in %.1f s", time.perf_counter() - t0)
 
     counts = {i: FileCounts(i, str(by_id[i].path)) for i in ids}
     for table, col, attr in (

@@ -62,7 +62,11 @@ class ParseTimestamp(ops.Value):
 
 
 def _duckdb_strip(compiler, op, *, arg):
-    return compiler.f.trim(arg, string.whitespace)  # what Ibis's strip() writes
+    # DuckDB's trim with a set of characters costs about as much as the rest of parsing, and almost
+    # no field needs it: it runs only when the first or last character is a control character or a
+    # space (every character of string.whitespace is one; right() counts code points, not graphemes).
+    edge = compiler.f.ascii(arg).__le__(32).or_(compiler.f.ascii(compiler.f.right(arg, 1)).__le__(32))
+    return compiler.if_(edge, compiler.f.trim(arg, string.whitespace), arg)
 
 
 def _spark_strip(compiler, op, *, arg):
@@ -79,6 +83,55 @@ class StripWhitespace(ops.Value):
 
     shape = rlz.shape_like("arg")
     dtype = dt.string
+
+
+def _duckdb_contains_nul(compiler, op, *, arg):
+    return compiler.f.contains(arg, compiler.f.chr(0))  # a plain search: a regular expression costs 3x
+
+
+def _spark_contains_nul(compiler, op, *, arg):
+    return compiler.f.regexp_like(arg, r"\x00")
+
+
+@_translated(duckdb=_duckdb_contains_nul, pyspark=_spark_contains_nul)
+class ContainsNul(ops.Value):
+    """Whether the text holds a NUL character."""
+
+    arg: ops.Value[dt.String]
+
+    shape = rlz.shape_like("arg")
+    dtype = dt.boolean
+
+
+_UUID_GROUPS = r"^(.{8})(.{4})(.{4})(.{4})(.{12})$", "$1-$2-$3-$4-$5"
+
+
+def _duckdb_md5_uuid(compiler, op, *, arg):
+    return compiler.cast(compiler.f.md5(arg), dt.uuid)
+
+
+def _spark_md5_uuid(compiler, op, *, arg):
+    return compiler.f.regexp_replace(compiler.f.md5(arg), *_UUID_GROUPS)  # Spark has no UUID type: its text
+
+
+@_translated(duckdb=_duckdb_md5_uuid, pyspark=_spark_md5_uuid)
+class Md5Uuid(ops.Value):
+    """The MD5 of the text as a 128-bit UUID: its 32 hex digits, shown in the groups of a UUID."""
+
+    arg: ops.Value[dt.String]
+
+    shape = rlz.shape_like("arg")
+    dtype = dt.uuid
+
+
+def contains_nul(text: ir.StringValue) -> ir.BooleanValue:
+    return ContainsNul(text).to_expr()
+
+
+def md5_uuid(text: ir.StringValue) -> ir.UUIDValue:
+    """MD5 of the text as a UUID (16 bytes): grouping, joining and storing it costs far less than
+    its 32 hex characters as text, which are longer than DuckDB keeps inline."""
+    return Md5Uuid(text).to_expr()
 
 
 def parse_timestamp(text: ir.StringValue) -> ir.TimestampValue:

@@ -15,7 +15,8 @@ from ibis import _
 from convo.models.functions import (
     INTEGER_PATTERN,
     TIMESTAMP_FORMAT,
-    parse_integer,
+    contains_nul,
+    md5_uuid,
     parse_timestamp,
     strip_whitespace,
 )
@@ -61,23 +62,36 @@ def _trimmed(raw: ir.Table) -> ir.Table:
     return t.mutate(_event=t._event.lower())
 
 
+def _whole_numbers(t: ir.Table) -> ir.Table:
+    """`_<id>_is_whole`: whether each id's text is a whole number, matched once and read by both its
+    value and its reasons (the engine would otherwise match the pattern once per use)."""
+    return t.mutate(**{f"_{c}_is_whole": t[f"_{c}"].re_search(INTEGER_PATTERN) for c in IDS})
+
+
+def _as_integer(text: ir.StringValue, is_whole: ir.BooleanValue) -> ir.IntegerValue:
+    """The text's BIGINT when it is a whole number (a cast alone also reads '1e3' and '1_000')."""
+    return ibis.ifelse(is_whole, text.try_cast("int64"), ibis.null("int64"))
+
+
 def _typed(t: ir.Table) -> ir.Table:
     value = t._event_value
     return t.mutate(
         event_at=parse_timestamp(t._event_timestamp),
-        **{f"{c}_typed": parse_integer(t[f"_{c}"]) for c in ("conversation_id", "user_id", "agent_id")},
+        **{f"{c}_typed": _as_integer(t[f"_{c}"], t[f"_{c}_is_whole"]) for c in IDS},
         event_typed=t._event,
         event_value_typed=ibis.cases(
             (t._event == STATUS_CHANGE, value.upper()), (t._event == TAG_ASSIGNED, value.lower()), else_=value
         ),
-        assigned_agent_id=ibis.ifelse(t._event == AGENT_ASSIGNED, parse_integer(value), ibis.null("int64")),
+        assigned_agent_id=ibis.ifelse(
+            t._event == AGENT_ASSIGNED, _as_integer(value, value.re_search(INTEGER_PATTERN)), ibis.null("int64")
+        ),
     )
 
 
 def _id_reasons(t: ir.Table, column: str) -> list[ir.StringValue]:
     text, typed = t[f"_{column}"], t[f"{column}_typed"]
     quoted = _quoted(text)
-    whole_number = text.re_search(INTEGER_PATTERN)
+    whole_number = t[f"_{column}_is_whole"]
     return [
         _reason(text.notnull() & ~whole_number, f"{column} " + quoted + " is not an integer"),
         _reason(whole_number & typed.isnull(), f"{column} " + quoted + " is too large for a 64-bit integer"),
@@ -97,7 +111,7 @@ def _reject_reasons(t: ir.Table, window: tuple[datetime.datetime, datetime.datet
             for c in RAW_COLUMNS
         ),
         # NUL is no text: many tools cut a value at it, or refuse it.
-        *(_reason(t[c].re_search(r"\x00"), f"{c} contains a NUL character") for c in RAW_COLUMNS),
+        *(_reason(contains_nul(t[c]), f"{c} contains a NUL character") for c in RAW_COLUMNS),
         _reason(t._event_timestamp.isnull(), "event_timestamp is empty"),
         _reason(
             t._event_timestamp.notnull() & t.event_at.isnull(),
@@ -125,13 +139,36 @@ def _reject_reasons(t: ir.Table, window: tuple[datetime.datetime, datetime.datet
     return ibis.literal("; ").join(reasons).nullif("")
 
 
+def _event_id(t: ir.Table) -> ir.UUIDValue:
+    """The stable id of an accepted event: the MD5 of its six fields after typing and trimming.
+
+    Two rows are the same event exactly when those six values are equal, so the same event gets the
+    same id in every load. Stored as a UUID, whose 32 hex digits are the MD5's.
+    """
+    identity = ibis.literal("\x1f").join(
+        [
+            t.event_at.strftime(TIMESTAMP_FORMAT),
+            t.conversation_id_typed.cast("string"),
+            t.user_id_typed.cast("string"),
+            t.agent_id_typed.cast("string").fill_null(""),
+            t.event_typed,
+            t.event_value_typed.fill_null(""),
+        ]
+    )
+    return md5_uuid(identity)
+
+
 def parse_raw_events(raw: ir.Table, window: tuple[datetime.datetime, datetime.datetime]) -> ir.Table:
-    """Type and normalise raw events; `reject_reason` says why a row cannot be staged (NULL if it can).
+    """Type and normalise raw events; `reject_reason` says why a row cannot be staged (NULL if it can),
+    `event_id` identifies a row that can (NULL if it cannot).
 
     `raw` has the six raw columns as text plus `source_file`, `source_line` and `file_seq`;
-    `window` holds the first and last accepted event time (`EventWindow.bounds`).
+    `window` holds the first and last accepted event time (`EventWindow.bounds`). The id is hashed
+    here, in the one pass over the rows that types them, so that no later step writes or reads the
+    accepted rows again only to add it.
     """
-    t = _typed(_trimmed(raw))
+    t = _typed(_whole_numbers(_trimmed(raw)))
+    t = t.mutate(reject_reason=_reject_reasons(t, window))
     return t.select(
         "source_file",
         "source_line",
@@ -144,29 +181,16 @@ def parse_raw_events(raw: ir.Table, window: tuple[datetime.datetime, datetime.da
         "event_typed",
         "event_value_typed",
         "assigned_agent_id",
-        reject_reason=_reject_reasons(t, window),
+        "reject_reason",
+        event_id=ibis.ifelse(t.reject_reason.isnull(), _event_id(t), ibis.null("uuid")),
     )
 
 
 def accepted_events(parsed: ir.Table) -> ir.Table:
-    """Rows of `parse_raw_events` that can be staged, with their stable `event_id`.
-
-    Two rows are the same event exactly when all six fields are equal after typing and trimming,
-    so the id is a hash of those six values.
-    """
+    """Rows of `parse_raw_events` that can be staged, with their `event_id`."""
     ok = parsed.filter(parsed.reject_reason.isnull())
-    identity = ibis.literal("\x1f").join(
-        [
-            ok.event_at.strftime("%Y-%m-%d %H:%M:%S"),
-            ok.conversation_id_typed.cast("string"),
-            ok.user_id_typed.cast("string"),
-            ok.agent_id_typed.cast("string").fill_null(""),
-            ok.event_typed,
-            ok.event_value_typed.fill_null(""),
-        ]
-    )
     return ok.select(
-        event_id=identity.hexdigest("md5"),
+        event_id=ok.event_id,
         conversation_id=ok.conversation_id_typed,
         event_at=ok.event_at,
         user_id=ok.user_id_typed,
