@@ -123,6 +123,7 @@ def _events(tmp_path, name, conversation):
     )
 
 
+@pytest.mark.slow
 def test_a_run_killed_part_way_alerts_the_next_command_and_its_spill_folder_is_removed(tmp_path, webhook):
     env = make_env(tmp_path)
     runner.build(env, [str(_events(tmp_path, "a.csv", "30000000000001"))])
