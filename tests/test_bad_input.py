@@ -559,8 +559,8 @@ _hostile_lines = st.lists(
 _positions = st.lists(st.integers(0, len(VALID_ROWS)), min_size=12, max_size=12)
 
 
-# Ingestion and the models only, on a scratch file: 25 examples in about the time of three whole builds.
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Ingestion and the models only, on a scratch file: 15 examples in about the time of three whole builds.
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(hostile=_hostile_lines, positions=_positions)
 def test_any_rows_mixed_into_a_valid_file_are_each_staged_or_rejected_and_change_no_valid_row(
     valid_alone, hostile, positions
