@@ -67,28 +67,8 @@ def env(tmp_path):
     return make_env(tmp_path)
 
 
-def _shares_a_fixture(item: pytest.Item) -> bool:
-    """Whether the test uses a fixture of this suite that lives longer than one test (a module's
-    warehouse, a Spark session): the tests using it must run in one process to build it once."""
-    definitions = item._fixtureinfo.name2fixturedefs.values()  # pytest has no public accessor
-    return any(
-        d.scope != "function" and d.func.__module__ in (item.module.__name__, __name__)
-        for defs in definitions
-        for d in defs
-    )
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Spread the tests over the workers (`-n`, see pyproject.toml) so that the run ends early.
-
-    Tests sharing a fixture of their module join that module's `xdist_group`: one worker runs them
-    all and builds the fixture once; every other test goes to whichever worker is free. Modules
-    holding `slow` tests start first, so that no long test is left for the end while the other
-    worker idles; the order of the tests inside a module is kept.
-    """
-    for item in items:
-        if isinstance(item, pytest.Function) and _shares_a_fixture(item):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+    """Modules holding `slow` tests start first, so that no long module is left for the end while
+    the other worker idles (`-n`, see pyproject.toml); the order inside a module is kept."""
     slow_modules = {item.parent for item in items if item.get_closest_marker("slow")}
     items.sort(key=lambda item: item.parent not in slow_modules)
