@@ -76,3 +76,10 @@ def by_key(rows: list[dict], key: str) -> dict:
 @pytest.fixture
 def env(tmp_path):
     return make_env(tmp_path)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules holding `slow` tests start first, so that no long module is left for the end while
+    the other worker idles (`-n`, see pyproject.toml); the order inside a module is kept."""
+    slow_modules = {item.parent for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.parent not in slow_modules)

@@ -128,6 +128,7 @@ def _events(tmp_path, name, conversation):
     )
 
 
+@pytest.mark.slow
 def test_a_build_killed_in_its_audit_leaves_no_process_holding_the_warehouse_and_alerts_the_next_command(
     tmp_path, webhook
 ):

@@ -4,6 +4,7 @@ import random
 from datetime import datetime, timedelta
 
 import hypothesis.strategies as st
+import pytest
 from hypothesis import HealthCheck, given, settings
 
 from conftest import make_env, query, write_events
@@ -68,6 +69,7 @@ def _files(tmp, batches):
     return [str(write_events(tmp / f"batch_{i:02d}.csv", b)) for i, b in enumerate(batches)]
 
 
+@pytest.mark.slow  # several whole builds per example
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=batchings())
 def test_batch_by_batch_equals_full_rebuild(tmp_path_factory, batches):

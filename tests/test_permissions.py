@@ -48,6 +48,7 @@ def _convo(project, *args):
     return result
 
 
+@pytest.mark.slow  # a whole `convo run`
 def test_the_warehouse_logs_reports_data_docs_and_site_are_readable_by_the_owner_only(tmp_path):
     project = _project(tmp_path)
     previous = os.umask(0o022)  # a usual umask, which the commands inherit: convo must not rely on it
