@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import uuid
 from pathlib import Path
 
 import hypothesis.strategies as st
@@ -493,8 +494,18 @@ def _conversation_rows(env) -> dict[str, list]:
     tables = {}
     for table, key in CONVERSATION_TABLES.items():
         rows = query(env, f"SELECT * FROM {table} WHERE {key} IN ({ids})")
-        tables[table] = sorted((tuple((k, v) for k, v in r.items() if k not in NOT_COMPARED) for r in rows), key=repr)
+        tables[table] = _comparable(rows)
     return tables
+
+
+def _comparable(rows: list[dict]) -> list[tuple]:
+    """Rows as sorted tuples of (column, value); a UUID as its text (DuckDB's Python API returns
+    `uuid.UUID`, Arrow returns the text)."""
+    shown = (
+        tuple((k, str(v) if isinstance(v, uuid.UUID) else v) for k, v in r.items() if k not in NOT_COMPARED)
+        for r in rows
+    )
+    return sorted(shown, key=repr)
 
 
 def _conversation_rows_of(tables: dict[str, ibis.Table]) -> dict[str, list]:
@@ -502,7 +513,7 @@ def _conversation_rows_of(tables: dict[str, ibis.Table]) -> dict[str, list]:
     found = {}
     for table, key in CONVERSATION_TABLES.items():
         rows = tables[table].filter(tables[table][key].isin(sorted(VALID_IDS))).to_pyarrow().to_pylist()
-        found[table] = sorted((tuple((k, v) for k, v in r.items() if k not in NOT_COMPARED) for r in rows), key=repr)
+        found[table] = _comparable(rows)
     return found
 
 
