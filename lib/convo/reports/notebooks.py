@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -206,15 +208,13 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
-def render_html(notebook: Path) -> Path:
-    """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
-    for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
-    with every cell, for engineers. Returns the readers' copy."""
+@functools.cache
+def _exporters():
+    """The engineers' and the readers' HTML exporters, made once per process: an exporter compiles
+    its templates on its first render, most of what a render costs."""
     import jinja2
-    import nbformat
     from nbconvert import HTMLExporter
 
-    executed = nbformat.read(notebook, as_version=4)
     loader = jinja2.DictLoader({"convo_offline.html.j2": _OFFLINE_TEMPLATE})
     engineers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2")
     readers = HTMLExporter(
@@ -225,9 +225,24 @@ def render_html(notebook: Path) -> Path:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    code_body, _ = engineers.from_notebook_node(executed)
+    return engineers, readers
+
+
+_RENDERING = threading.Lock()  # the exporters are shared by the run's threads, one render at a time
+
+
+def render_html(notebook: Path) -> Path:
+    """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
+    for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
+    with every cell, for engineers. Returns the readers' copy."""
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    with _RENDERING:
+        engineers, readers = _exporters()
+        code_body, _ = engineers.from_notebook_node(executed)
+        body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
     notebook.with_suffix(".code.html").write_text(code_body, encoding="utf-8")
-    body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
