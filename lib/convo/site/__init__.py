@@ -125,6 +125,7 @@ def build_html(src: Path, out: Path, work: Path, title: str) -> None:
     from sphinx.util.docutils import docutils_namespace, patch_docutils
 
     warnings = io.StringIO()
+    incremental.start_over_unless_same_files(src, work)
     try:
         with patch_docutils(REPO), docutils_namespace():
             app = Sphinx(
@@ -146,6 +147,7 @@ def build_html(src: Path, out: Path, work: Path, title: str) -> None:
     if app.statuscode:
         incremental.forget(work)
         raise SiteBuildFailed(f"the site has errors (sources kept in {src}):\n{warnings.getvalue().strip()}")
+    incremental.record_files(src, work)
     fresh = work / "html.copy"
     shutil.rmtree(fresh, ignore_errors=True)
     shutil.copytree(work / "html", fresh)

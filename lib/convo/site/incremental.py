@@ -8,8 +8,8 @@ that are gone), so the others keep their modification time and Sphinx reads only
 Sphinx's own incremental build then re-reads the changed pages and the pages that include a
 changed file or image; a change to `conf.py`, Sphinx's configuration, the theme or the code
 (`convo_code`, a configuration value) makes it read everything again. What it would not see on its
-own, this module makes it see: when a page is added or removed, every page is read again (links
-to a page that is gone must fail the build); when a page read again changed its title, its place
+own, this module makes it see: when a file is added or removed, the build starts over (links
+to a page that is gone must fail the build, and its output must go); when a page read again changed its title, its place
 in a table of contents or a label another page links to, every page is written again (their
 navigation and links are computed at writing).
 """
@@ -63,13 +63,34 @@ class _Shared:
         )
 
 
+def start_over_unless_same_files(src: Path, work: Path) -> None:
+    """Forget the kept build unless `src` holds the same files as at the last build that succeeded:
+    Sphinx leaves the output of a removed page in place, and would not read again the pages
+    that link to it."""
+    listing = work / _LISTING
+    if not listing.is_file() or listing.read_text(encoding="utf-8") != _files(src):
+        forget(work)
+
+
+def record_files(src: Path, work: Path) -> None:
+    """After a build succeeded: the files it was built from (`start_over_unless_same_files`)."""
+    (work / _LISTING).write_text(_files(src), encoding="utf-8")
+
+
+_LISTING = "sources.txt"
+
+
+def _files(src: Path) -> str:
+    return "".join(f"{p.relative_to(src)}\n" for p in sorted(src.rglob("*")) if p.is_file())
+
+
 def rebuild_what_changes_reach(app: Sphinx) -> None:
     """Connect the checks above to `app` before it builds."""
     before: list[_Shared] = []
 
     def outdated(app, env, added, changed, removed):
         before.append(_Shared.of(env))
-        return env.found_docs if added or removed else []
+        return []
 
     def updated(app, env):
         return env.found_docs if before and _Shared.of(env) != before[0] else []
@@ -83,3 +104,4 @@ def forget(work: Path) -> None:
     every page (a page whose warning failed this build must fail the next one too)."""
     for kept in ("html", "doctrees"):
         shutil.rmtree(work / kept, ignore_errors=True)
+    (work / _LISTING).unlink(missing_ok=True)
