@@ -79,6 +79,7 @@ class AuditWorker:
         self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME)
         self._process.start()
         child_end.close()
+        log.info("audit process started: it imports Great Expectations alongside the build")
 
     def run(self, *args, **kwargs) -> list[CheckRecord]:
         """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here, and its

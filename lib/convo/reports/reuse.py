@@ -67,11 +67,14 @@ def inputs(
 
 @cache
 def code_digest() -> str:
-    """One digest of the code a kernel runs: the package's files, the installed distributions, Python.
+    """The digest of the code a kernel runs (`digest_of` the `convo` package), once per process:
+    the code does not change while a run holds its lock."""
+    return digest_of(Path(convo.__file__).parent)
 
-    Computed once per process: the code does not change while a run holds its lock."""
+
+def digest_of(package: Path) -> str:
+    """One digest of a package's files, the installed distributions and their versions, and Python's."""
     digest = hashlib.sha256(sys.version.encode())
-    package = Path(convo.__file__).parent
     for path in sorted(p for p in package.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
         digest.update(f"\0{path.relative_to(package)}\0".encode())
         digest.update(path.read_bytes())
