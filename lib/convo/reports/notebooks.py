@@ -6,7 +6,9 @@ the run history, command "run ...") and builds in this process (`runner.build_in
 notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
 a report, started in the order of its number, so adding a report is adding a file. The first
 (10_ingest) shows what this run's build did (its run id is a parameter); the others report on the
-published version. They run side by side, as many at once as the environment has threads. While
+published version; one whose inputs are all unchanged since the last run whose notebooks all
+succeeded is copied from that run instead of executed again (`reuse.py`). They run side by side,
+as many at once as the environment has threads. While
 they run, the warehouse file is closed (they open it read-only) but the lock is held, so no other
 build, check or rollback can change the published version under them. A run writes:
 
