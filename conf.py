@@ -28,6 +28,10 @@ smartquotes = False
 exclude_patterns = ["_generated"]  # fragments included by pages, not pages themselves
 
 html_theme = "pydata_sphinx_theme"
+# A list of this build's own: the theme appends its folder to it, and Sphinx's default list is
+# shared by every build in a process, so a second build would see a changed setting and rewrite
+# every page (the site is built incrementally: lib/convo/site/incremental.py).
+templates_path = []
 html_static_path = ["site/_static"]  # relative to this file
 html_css_files = ["convo.css"]
 html_copy_source = False

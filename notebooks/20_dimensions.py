@@ -39,7 +39,7 @@ reporting.headline_dimensions(environment)
 # not compare this cell).
 
 # %% tags=["nbval-ignore-output"]
-reporting.run_header(environment, run, on)
+reporting.version_header(environment, run, on)
 
 # %% [markdown]
 # ## What the build changed

@@ -40,7 +40,7 @@ reporting.headline_facts(environment, on)
 # not compare this cell).
 
 # %% tags=["nbval-ignore-output"]
-reporting.run_header(environment, run, on)
+reporting.version_header(environment, run, on)
 
 # %% [markdown]
 # ## What the build changed

@@ -41,7 +41,7 @@ reporting.headline_quality(run)
 # not compare this cell).
 
 # %% tags=["nbval-ignore-output"]
-reporting.run_header(environment, run, on)
+reporting.version_header(environment, run, on)
 
 # %% [markdown]
 # ## Checks

@@ -1,4 +1,4 @@
-"""A build's audit in a process of its own, started as the build starts.
+"""A build's audit in a process of its own, started as soon as the build has something new.
 
 Importing Great Expectations takes seconds of pure Python. In the build's process it would delay
 the audit by as long (or, in a thread, hold the GIL that the build's own Python needs). In a
@@ -45,11 +45,13 @@ def worth_starting() -> bool:
 
 
 @contextlib.contextmanager
-def for_build() -> Iterator[AuditWorker]:
-    """A worker for one build, started at once where that hides GX's import; always closed
-    (a build that ends without an audit, nothing new to load or a busy environment, ends it)."""
+def for_build(*, start: bool) -> Iterator[AuditWorker]:
+    """A worker for one build, always closed (a build that ends without an audit, nothing new to
+    load or a busy environment, ends it). Started at once if `start`, else when the build calls
+    `start` (once it knows it has something new to audit): GX's import is seconds of CPU that a
+    build with nothing new should not spend."""
     worker = AuditWorker()
-    if worth_starting():
+    if start:
         worker.start()
     try:
         yield worker
@@ -67,6 +69,9 @@ class AuditWorker:
         self._answered = False
 
     def start(self) -> None:
+        """Start the process, unless it runs already or would hide nothing (`worth_starting`)."""
+        if self._process is not None or not worth_starting():
+            return
         # spawn, not fork: the build's process holds DuckDB's threads and an open warehouse. Not a
         # daemon, so that `close` decides when it ends, and `_end_with_build` if the build is killed.
         context = multiprocessing.get_context("spawn")
@@ -74,6 +79,7 @@ class AuditWorker:
         self._process = context.Process(target=_serve, args=(child_end, os.getpid()), name=PROCESS_NAME)
         self._process.start()
         child_end.close()
+        log.info("audit process started: it imports Great Expectations alongside the build")
 
     def run(self, *args, **kwargs) -> list[CheckRecord]:
         """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here, and its

@@ -17,7 +17,7 @@ import contextlib
 import datetime
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,8 +191,11 @@ def _record_ignored(entries: list[Path], run: Run) -> None:
         run.files.append(FileRecord(None, str(path), None, None, action))
 
 
-def _stage_inputs(s: Session, paths: list[Path], run: Run) -> evaluate.Staged | None:
-    """Read and stage the files not ingested yet into scratch tables; nothing is stored yet.
+def _stage_inputs(
+    s: Session, paths: list[Path], run: Run, found_new: Callable[[], None] = lambda: None
+) -> evaluate.Staged | None:
+    """Read and stage the files not ingested yet into scratch tables (calling `found_new` first,
+    if there are any); nothing is stored yet.
 
     Returns what was staged (None when no file is new). Outside the write transaction: DuckDB
     reads back rows written in an open transaction about twice as slowly.
@@ -201,6 +204,7 @@ def _stage_inputs(s: Session, paths: list[Path], run: Run) -> evaluate.Staged | 
         files = _new_files(s, inspected, run)
         if not files:
             return None
+        found_new()
         first_id = (
             s.wh.scalar(f"SELECT max(file_id) FROM {STORE}.ingested_files")
             if s.wh.has_table("ingested_files", STORE)
@@ -368,14 +372,15 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
     when an error-level check fails; the published version is then as it was."""
     env = s.env
     names = list(inputs) if inputs else list(env.inputs)
-    with audit_worker.for_build() as auditor:
+    # The audit's process starts once there are new files (or for a full refresh), not for nothing new.
+    with audit_worker.for_build(start=full_refresh) as auditor:
         listing = contract.expand(names)
         if not listing.files and not full_refresh:  # a full refresh may rebuild from the staged events alone
             raise ingest.InputError("no input file: none given, and the environment's `inputs` name none")
         _record_ignored(listing.ignored, run)
         _discard_unpublished(s, run)
         _repair_copy(s)
-        staged = _stage_inputs(s, listing.files, run)
+        staged = _stage_inputs(s, listing.files, run, found_new=auditor.start)
         with s.wh.transaction():
             ev = _write(s, staged, run, full_refresh)
         if ev is None:

@@ -6,7 +6,9 @@ the run history, command "run ...") and builds in this process (`runner.build_in
 notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
 a report, started in the order of its number, so adding a report is adding a file. The first
 (10_ingest) shows what this run's build did (its run id is a parameter); the others report on the
-published version. They run side by side, as many at once as the environment has threads. While
+published version; one whose inputs are all unchanged since the last run whose notebooks all
+succeeded is copied from that run instead of executed again (`reuse.py`). They run side by side,
+as many at once as the environment has threads. While
 they run, the warehouse file is closed (they open it read-only) but the lock is held, so no other
 build, check or rollback can change the published version under them. A run writes:
 
@@ -28,9 +30,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime
+import functools
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +45,7 @@ from convo import notify
 from convo.build import runner
 from convo.config import Environment, find_config
 from convo.engine.state import Run
-from convo.reports import reads, report_view
+from convo.reports import reads, report_view, reuse
 from convo.shown_paths import project_path
 
 log = logging.getLogger(__name__)
@@ -111,14 +115,18 @@ class _Progress:
         )
 
 
-def execute_notebook(
-    source: Path, target: Path, parameters: dict, *, cwd: Path, label: str, run_started: float
-) -> float:
-    """Execute one notebook with papermill into `target`; returns seconds. Raises if a cell fails.
+@dataclass
+class Prepared:
+    """A notebook written where it will execute, with the parameters it declares."""
 
-    Safe to call from several threads at once: the kernel gets its working directory and
-    environment from its own kernel manager, not from this process's (which papermill's `cwd`
-    would change for every thread)."""
+    target: Path
+    code_cells: int
+    declared: dict  # the parameters of its `parameters` cell (papermill.inspect_notebook)
+    passed: dict  # those of them this run gives
+
+
+def prepare_notebook(source: Path, target: Path, parameters: dict) -> Prepared:
+    """Write the notebook of `source` to `target`, ready to execute with the `parameters` it declares."""
     import nbformat
     import papermill
 
@@ -127,15 +135,43 @@ def execute_notebook(
     declared = papermill.inspect_notebook(target)
     # Only the parameters the notebook declares: each step takes what it needs.
     passed = {k: v for k, v in parameters.items() if k in declared}
-    code_cells = sum(c.cell_type == "code" for c in nb.cells) + bool(passed)  # + the injected-parameters cell
-    progress = _Progress(label, code_cells, run_started)
+    return Prepared(target, sum(c.cell_type == "code" for c in nb.cells), declared, passed)
+
+
+def execute_notebook(
+    source: Path, target: Path, parameters: dict, *, cwd: Path, label: str, run_started: float
+) -> float:
+    """Execute one notebook with papermill into `target`; returns seconds. Raises if a cell fails."""
+    prepared = prepare_notebook(source, target, parameters)
+    return execute_prepared(prepared, cwd=cwd, label=label, run_started=run_started)
+
+
+def execute_prepared(
+    prepared: Prepared, *, cwd: Path, label: str, run_started: float, inputs: dict | None = None
+) -> float:
+    """Execute a prepared notebook with papermill in place; returns seconds. Raises if a cell fails.
+    `inputs` (what its output is a function of: `reuse.inputs`) is recorded in its metadata.
+
+    Safe to call from several threads at once: the kernel gets its working directory and
+    environment from its own kernel manager, not from this process's (which papermill's `cwd`
+    would change for every thread)."""
+    import nbformat
+    import papermill
+
+    target = prepared.target
+    if inputs is not None:
+        nb = nbformat.read(target, as_version=4)
+        nb.metadata[reuse.METADATA_KEY] = inputs
+        nbformat.write(nb, target)
+    # + the injected-parameters cell
+    progress = _Progress(label, prepared.code_cells + bool(prepared.passed), run_started)
     t0 = time.perf_counter()
     reads_file = target.with_suffix(reads.SUFFIX)
     reads_file.write_text("", encoding="utf-8")  # a notebook that reads nothing still says so
     papermill.execute_notebook(
         target,
         target,
-        parameters=passed,
+        parameters=prepared.passed,
         kernel_name=KERNEL,
         progress_bar=False,
         on_cell_start=progress.cell_started,
@@ -174,15 +210,13 @@ _OFFLINE_TEMPLATE = """{%- extends 'index.html.j2' -%}
 """
 
 
-def render_html(notebook: Path) -> Path:
-    """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
-    for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
-    with every cell, for engineers. Returns the readers' copy."""
+@functools.cache
+def _exporters():
+    """The engineers' and the readers' HTML exporters, made once per process: an exporter compiles
+    its templates on its first render, most of what a render costs."""
     import jinja2
-    import nbformat
     from nbconvert import HTMLExporter
 
-    executed = nbformat.read(notebook, as_version=4)
     loader = jinja2.DictLoader({"convo_offline.html.j2": _OFFLINE_TEMPLATE})
     engineers = HTMLExporter(template_name="lab", extra_loaders=[loader], template_file="convo_offline.html.j2")
     readers = HTMLExporter(
@@ -193,9 +227,24 @@ def render_html(notebook: Path) -> Path:
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
-    code_body, _ = engineers.from_notebook_node(executed)
+    return engineers, readers
+
+
+_RENDERING = threading.Lock()  # the exporters are shared by the run's threads, one render at a time
+
+
+def render_html(notebook: Path) -> Path:
+    """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
+    for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
+    with every cell, for engineers. Returns the readers' copy."""
+    import nbformat
+
+    executed = nbformat.read(notebook, as_version=4)
+    with _RENDERING:
+        engineers, readers = _exporters()
+        code_body, _ = engineers.from_notebook_node(executed)
+        body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
     notebook.with_suffix(".code.html").write_text(code_body, encoding="utf-8")
-    body, _ = readers.from_notebook_node(nbformat.from_dict(report_view.for_readers(executed)))
     html = notebook.with_suffix(".html")
     html.write_text(body, encoding="utf-8")
     return html
@@ -225,17 +274,31 @@ class _Plan:
     folder: Path
     parameters: dict
     clock: float  # time.perf_counter() at the start
+    published: tuple[int, datetime.datetime] | None = None  # the version the reports describe, built when
+    previous: Path | None = None  # the last run whose reports all succeeded: reports to reuse (reuse.py)
 
     def run_notebook(self, i: int) -> str | None:
-        """Execute the notebook at position `i` and render it to HTML; returns why it failed, if it did."""
+        """Execute the notebook at position `i` and render it to HTML, or reuse the earlier run's if
+        its inputs are unchanged; returns why it failed, if it did."""
         source = self.sources[i]
         label = f"[{i + 1}/{len(self.sources)}] {source.stem}"
         target = self.folder / f"{source.stem}.ipynb"
         log.info("%s: started", label)
         try:
-            seconds = execute_notebook(
-                source, target, self.parameters, cwd=self.env.root, label=label, run_started=self.clock
-            )
+            prepared = prepare_notebook(source, target, self.parameters)
+            inputs = self._inputs(source, prepared)
+            if inputs is not None and (earlier := reuse.earlier_report(self.previous, source.stem, inputs)):
+                reuse.copy_report(earlier, self.folder)
+                log.info(
+                    "%s: reused from %s: its inputs are unchanged (published version %d, notebook, parameters,"
+                    " code, configuration) -> %s",
+                    label,
+                    project_path(earlier.parent.resolve(), self.env.root),
+                    inputs["published_version"],
+                    target.with_suffix(".html"),
+                )
+                return None
+            seconds = execute_prepared(prepared, cwd=self.env.root, label=label, run_started=self.clock, inputs=inputs)
         except Exception as exc:  # the notebook, as far as it ran, is kept and rendered with its error
             failure = _failure(source.stem, exc)
             log.error("%s: %s", label, failure)
@@ -245,6 +308,12 @@ class _Plan:
         render_html(target)
         log.info("%s: done in %.1f s -> %s", label, seconds, target.with_suffix(".html"))
         return None
+
+    def _inputs(self, source: Path, prepared: Prepared) -> dict | None:
+        """What the notebook's output is a function of (`reuse.inputs`), if it can be reused at all."""
+        if self.published is None or not reuse.reusable(prepared.declared):
+            return None
+        return reuse.inputs(source, prepared.passed, self.env, *self.published)
 
     def run_all(self) -> str | None:
         """Every notebook, side by side, as many at once as the environment has threads (each only
@@ -281,6 +350,12 @@ def _point_latest(folder: Path) -> None:
     os.replace(staging, link)
 
 
+def _latest(reports: Path) -> Path | None:
+    """The folder of the last run whose notebooks all succeeded, if any."""
+    link = reports / "latest"
+    return link.resolve() if link.is_dir() else None
+
+
 def _build_site(site: SiteBuilder, env: Environment) -> str | None:
     """Build the docs site; returns why it failed, if it did (the previous site then stays)."""
     try:
@@ -310,6 +385,8 @@ def _report_notebooks(s: runner.Session, record: Run, plan: _Plan) -> str | None
     built = record.message  # e.g. "nothing new to load: ..."
     record.status, record.message = "running", None  # the build's part is done, the run's is not
     s.runs.save(record)
+    if record.published_version:
+        plan.published = (record.published_version, s.runs.run_row(record.published_version).started_at)
     with s.wh.released():
         failure = plan.run_all()
     if failure is None:
@@ -356,7 +433,9 @@ def run(
                 "run_id": record.run_id,
                 "run_date": run_date.isoformat() if run_date else None,
             }
-            failure = _report_notebooks(s, record, _Plan(env, sources, folder, parameters, clock))
+            # --full-refresh recomputes everything, the reports included: nothing is reused.
+            previous = None if full_refresh else _latest(folder.parent)
+            failure = _report_notebooks(s, record, _Plan(env, sources, folder, parameters, clock, previous=previous))
         # Recorded (and alerted, if it failed) before the site is built: the site shows this run as
         # it ended, exactly as `convo runs` does.
         if failure is None and site is not None:

@@ -152,6 +152,22 @@ def run_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
     )
 
 
+def version_header(env: Environment, run: Run, on: datetime.date) -> Markdown:
+    """Which published version a report describes and the build that wrote it (not regression-tested).
+
+    Only what stays true of that version once it is published: the run that built it goes on (its
+    reports, its end), and a report of the version must read the same whenever it is made, so
+    that an unchanged report can be reused (`convo.reports.reuse`)."""
+    _existing_warehouse(env)
+    with state.read_only(env.warehouse) as history:
+        started = history.run_row(run.run_id).started_at
+    return Markdown(
+        f"Published version **{run.published_version}** of environment {escape.markdown(env.name)}, built by run"
+        f" **{run.run_id}** ({_shown_text(env, run.command)}) started {started:%Y-%m-%d %H:%M:%S} UTC"
+        f" · run date {on} · warehouse {escape.markdown(_relative(env, env.warehouse))}"
+    )
+
+
 def _shown_text(env: Environment, text: str) -> str:
     """A recorded command or message as Markdown text, the project's paths relative to it."""
     return escape.markdown(project_paths_in(text, env.root))

@@ -21,8 +21,9 @@ from convo.config import Environment
 from convo.files import copy_contents, replace_directory
 from convo.models.registry import models, table_docs
 from convo.reports import reads as convo_reads
+from convo.reports import reuse
 from convo.shown_paths import project_path
-from convo.site import diagrams, pages, state
+from convo.site import diagrams, incremental, pages, state
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +40,22 @@ def build_site(env: Environment, out: Path | None = None) -> Path:
     t0 = time.perf_counter()
     out = out or env.reports_dir / "site"
     work = env.reports_dir / ".site-build"
-    shutil.rmtree(work, ignore_errors=True)
-    src = work / "src"
-    copy_contents(PROSE, src, skip=("_static", "_templates"))  # with the environment's permissions
+    written = work / "src.next"
+    shutil.rmtree(written, ignore_errors=True)
+    copy_contents(PROSE, written, skip=("_static", "_templates"))  # with the environment's permissions
     data = _site_data(env)
-    pages.write_all(data, src)
-    pages.write_source_pages(src, REPO)
+    pages.write_all(data, written)
+    pages.write_source_pages(written, REPO)
+    changed = incremental.update_sources(written, work / "src")
     t1 = time.perf_counter()
-    build_html(src, out, work, title=f"convo ({env.name})")
-    log.info("docs site: pages written in %.1f s, built in %.1f s -> %s", t1 - t0, time.perf_counter() - t1, out)
+    build_html(work / "src", out, work, title=f"convo ({env.name})")
+    log.info(
+        "docs site: pages written in %.1f s (%d sources changed), built in %.1f s -> %s",
+        t1 - t0,
+        len(changed),
+        time.perf_counter() - t1,
+        out,
+    )
     return out
 
 
@@ -105,8 +113,10 @@ def _cache_dir() -> Path:
 def build_html(src: Path, out: Path, work: Path, title: str) -> None:
     """Build the MyST pages in `src` with the repository's conf.py into `out`, via `work`.
 
-    The site is built into a fresh folder, then swapped in: readers never see half a site, and
-    a failed build leaves the previous one in place.
+    Incremental (`incremental.py`): Sphinx's environment and output are kept in `work`, and only
+    the pages whose sources changed, or that changes elsewhere reach, are read and written again.
+    The output is then copied into a fresh folder and swapped in: readers never see half a site,
+    and a failed build leaves the previous one in place (and the next build starts over).
 
     In-process rather than `sphinx-build` in a subprocess: the caller (`convo run`, the tests)
     has already imported most of what the build needs, which saves seconds per build.
@@ -114,23 +124,31 @@ def build_html(src: Path, out: Path, work: Path, title: str) -> None:
     from sphinx.application import Sphinx
     from sphinx.util.docutils import docutils_namespace, patch_docutils
 
-    fresh = work / "html"
-    shutil.rmtree(fresh, ignore_errors=True)
     warnings = io.StringIO()
-    with patch_docutils(REPO), docutils_namespace():
-        app = Sphinx(
-            src,
-            REPO,
-            fresh,
-            work / "doctrees",
-            "html",
-            confoverrides={"html_title": title, "nitpicky": True},
-            status=None,
-            warning=warnings,
-            freshenv=True,
-            warningiserror=True,  # every warning fails the build, after all are reported
-        )
-        app.build(force_all=True)
+    incremental.start_over_unless_same_files(src, work)
+    try:
+        with patch_docutils(REPO), docutils_namespace():
+            app = Sphinx(
+                src,
+                REPO,
+                work / "html",
+                work / "doctrees",
+                "html",
+                confoverrides={"html_title": title, "nitpicky": True, "convo_code": reuse.code_digest()},
+                status=None,
+                warning=warnings,
+                warningiserror=True,  # every warning fails the build, after all are reported
+            )
+            incremental.rebuild_what_changes_reach(app)
+            app.build()
+    except BaseException:
+        incremental.forget(work)
+        raise
     if app.statuscode:
+        incremental.forget(work)
         raise SiteBuildFailed(f"the site has errors (sources kept in {src}):\n{warnings.getvalue().strip()}")
+    incremental.record_files(src, work)
+    fresh = work / "html.copy"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(work / "html", fresh)
     replace_directory(out, fresh)

@@ -69,4 +69,7 @@ def setup(app: Sphinx) -> dict:
     app.add_role("table", table_role)
     app.add_role("src", src_role)
     app.add_role("cli", cli_role)
+    # The code the roles and generated pages come from (`reuse.code_digest`): when it changes,
+    # Sphinx reads every page again (incremental.py).
+    app.add_config_value("convo_code", "", "env")
     return {"parallel_read_safe": True, "parallel_write_safe": True}
