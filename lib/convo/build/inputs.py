@@ -54,36 +54,10 @@ def stage_new_files(s: Session, paths: list[Path], run: Run) -> evaluate.Staged 
         " file_format VARCHAR, rows_read BIGINT, rows_staged BIGINT, rows_rejected BIGINT,"
         " duplicates_removed BIGINT, run_id BIGINT)"
     )
-    records = [
-        FileRecord(
-            fid,
-            str(f.path),
-            f.sha256,
-            f.file_format,
-            "ingested",
-            counts[fid].rows_read,
-            counts[fid].rows_staged,
-            counts[fid].rows_rejected,
-            counts[fid].duplicates_removed,
-        )
-        for fid, f in by_id.items()
-    ]
+    records = [counts[file_id] for file_id in by_id]
     s.wh.execute_many(
         f"INSERT INTO {batch_files.sql} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            [
-                r.file_id,
-                r.path,
-                r.sha256,
-                r.file_format,
-                r.rows_read,
-                r.rows_staged,
-                r.rows_rejected,
-                r.duplicates_removed,
-                run.run_id,
-            ]
-            for r in records
-        ],
+        [[*(getattr(r, c) for c in contract.INGESTED_FILES_SCHEMA.names), run.run_id] for r in records],
     )
     for r in records:
         run.files.append(r)
