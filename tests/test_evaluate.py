@@ -11,11 +11,15 @@ Events are (id, conversation, time, event, value); user 7 and agent 9 throughout
 from __future__ import annotations
 
 import datetime
+import tempfile
 import uuid
+from pathlib import Path
 
 import ibis
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from convo.build import evaluate
 from convo.build.evaluate import STAGED, Kept, Recomputed, ScopedView, ScratchTable, Staged
@@ -227,3 +231,34 @@ def test_ingestion_records_are_appended_with_their_version_and_never_rewritten(s
     evaluate.append_ingested(evaluate.Evaluation(store, 2, staged))
     assert _live(store, "ingested_files", f"file_id, rows_read, {FROM}") == [(1, 3, 1), (2, 1, 2)]
     assert _live(store, "rejected_conversation_events", f"file_id, reason, {FROM}") == [(2, "event is empty", 2)]
+
+
+@settings(max_examples=10, deadline=None)
+@given(events=st.lists(st.tuples(st.integers(1, 3), st.integers(0, 3)), min_size=1, max_size=10), data=st.data())
+def test_a_second_batch_by_partition_numbers_each_conversation_as_a_replay_does(events, data):
+    """Events (conversation, minute) split into two files: the first inserted whole (version 1),
+    the second merged by partition (version 2). Each conversation's live events are numbered by
+    time, then file, then line, as a plain replay of both files numbers them; a conversation the
+    second file leaves out keeps the rows version 1 wrote."""
+    first = data.draw(st.integers(1, len(events)), label="events in the first file")
+    files = [
+        [(n, c, f"2024-01-01 09:0{minute}", MESSAGE, str(n)) for n, (c, minute) in enumerate(events, start=1)][part]
+        for part in (slice(None, first), slice(first, None))
+    ]
+    replay: dict[int, list] = {}
+    for file, rows in enumerate(files, start=1):
+        for line, (n, c, at, *_) in enumerate(rows, start=2):
+            replay.setdefault(c, []).append((at, file, line, n))
+    expected = sorted((c, i, n) for c, rows in replay.items() for i, (*_, n) in enumerate(sorted(rows), start=1))
+    in_second = {c for _, c, *_ in files[1]}
+    with tempfile.TemporaryDirectory() as folder:
+        store = Store(Warehouse(Path(folder) / "w.duckdb", threads=1, memory_limit="500MB"))
+        try:
+            for version, recompute in ((1, Whole("never written", from_empty=True)), (2, BY_CONVERSATION)):
+                ev = evaluate.Evaluation(store, version, _staged(store, files[version - 1], files=version))
+                evaluate.evaluate(ev, _step(STAGED, recompute))
+            found = _live(store, STAGED, f"conversation_id, event_sequence, event_value, {FROM}")
+        finally:
+            store.wh.close()
+    assert sorted((c, i, int(v)) for c, i, v, _ in found) == expected
+    assert all(written == 1 for c, _, _, written in found if c not in in_second)
