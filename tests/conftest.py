@@ -11,6 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
 from convo.config import Environment  # noqa: E402
+from convo.models.registry import table_docs  # noqa: E402
 
 # Each example of the warehouse property tests runs real builds (about a second each), so CI
 # runs a few; `HYPOTHESIS_PROFILE=thorough` runs many more by hand.
@@ -71,6 +72,14 @@ def query(env: Environment, sql: str, params=None) -> list[dict]:
 
 def by_key(rows: list[dict], key: str) -> dict:
     return {r[key]: r for r in rows}
+
+
+def mart_measures() -> list[str]:
+    """The contact-reason mart's measures, in the order its YAML documents them: every column but its
+    key (day, tag), the labels it copies from dim_tag and its load time."""
+    docs = table_docs()
+    mart, labels = docs["mart_contact_reasons_daily"], set(docs["dim_tag"].column_names)
+    return [c.name for c in mart.columns if not (c.load_time or c.name in mart.primary_key or c.name in labels)]
 
 
 @pytest.fixture

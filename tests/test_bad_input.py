@@ -24,10 +24,11 @@ from hypothesis import HealthCheck, given, settings
 
 from conftest import HEADER, ROOT, make_env, query, write_events
 from convo.build import contract, ingest, runner
-from convo.build.contract import LONG_LINE_SHOWN, MAX_LINE_BYTES, FileCounts, InputError, LineStats
+from convo.build.contract import LONG_LINE_SHOWN, MAX_LINE_BYTES, InputError, LineStats
 from convo.build.seeds import load_tag_contact_reasons
 from convo.cli import EXIT_BAD_INPUT, main
 from convo.config import ConfigError, load
+from convo.engine.state import FileRecord
 from convo.engine.warehouse import WORK, Warehouse
 from convo.event_window import EventWindow
 from convo.models.registry import models
@@ -517,7 +518,7 @@ def _conversation_rows_of(tables: dict[str, ibis.Table]) -> dict[str, list]:
     return found
 
 
-def _ingested_in_scratch(folder: Path, files: list[Path]) -> tuple[dict[str, list], list[FileCounts], dict]:
+def _ingested_in_scratch(folder: Path, files: list[Path]) -> tuple[dict[str, list], list[FileRecord], dict]:
     """Ingest `files` as a first build does, on a scratch DuckDB file: no store, audit or publishing.
     Returns the valid conversations' rows of every model computed from the staged events (in
     memory, through Ibis, as `runner.build` computes them), each file's counts and its rejected rows."""

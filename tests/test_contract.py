@@ -14,23 +14,26 @@ from hypothesis import strategies as st
 
 from conftest import HEADER, UNREADABLE_FILES, write_events
 from convo.build import contract
-from convo.build.contract import FileCounts, InputError
+from convo.build.contract import InputError, InputFile, counted
+from convo.models.staging import RAW_COLUMNS
 
 GOOD = ("2024-05-02 9:00:00", "30000000000001", "501", "", "customer_message_received", "<m>")
+A_CSV = InputFile(Path("a.csv"), "csv", "ab12", RAW_COLUMNS)
 
 
 def test_counts_add_up_and_refuse_rows_lost_or_invented():
-    c = FileCounts.of(3, "a.csv", read=10, staged=6, rejected=3)
-    assert (c.rows_read, c.rows_staged, c.rows_rejected, c.duplicates_removed) == (10, 6, 3, 1)
-    assert c.summary() == "a.csv: 10 rows read = 6 staged + 3 rejected + 1 duplicates"
+    c = counted(3, A_CSV, read=10_000, staged=6_000, rejected=3_000)
+    assert (c.file_id, c.path, c.sha256, c.file_format, c.action) == (3, "a.csv", "ab12", "csv", "ingested")
+    assert (c.rows_read, c.rows_staged, c.rows_rejected, c.duplicates_removed) == (10_000, 6_000, 3_000, 1_000)
+    assert c.summary() == "a.csv: 10,000 rows read = 6,000 staged + 3,000 rejected + 1,000 duplicates"
     with pytest.raises(RuntimeError, match="a.csv: 4 rows read, but 3 staged and 2 rejected"):
-        FileCounts.of(3, "a.csv", read=4, staged=3, rejected=2)
+        counted(3, A_CSV, read=4, staged=3, rejected=2)
 
 
 @given(st.integers(0, 10**6), st.integers(0, 10**6), st.integers(0, 10**6))
 def test_counts_of_any_file_add_up(staged, rejected, duplicates):
     read = staged + rejected + duplicates
-    c = FileCounts.of(1, "f", read=read, staged=staged, rejected=rejected)
+    c = counted(1, A_CSV, read=read, staged=staged, rejected=rejected)
     assert c.rows_read == c.rows_staged + c.rows_rejected + c.duplicates_removed
     assert c.duplicates_removed == duplicates
 
@@ -65,12 +68,14 @@ def test_rejected_rows_have_one_shape_for_invalid_rows_and_malformed_lines():
     assert rows[0]["event"] == "event-2" and rows[1]["event"] is None  # a malformed line has no fields
 
 
-def test_ingested_files_rows_pair_each_file_with_its_counts(tmp_path):
+def test_ingested_files_rows_are_the_files_records(tmp_path):
     paths = [write_events(tmp_path / "a.csv", [GOOD]), write_events(tmp_path / "b.csv", [GOOD, GOOD])]
     with contract.inspected(paths) as files:
-        counts = [FileCounts.of(1, str(paths[0]), read=1, staged=1, rejected=0)]
-        counts.append(FileCounts.of(2, str(paths[1]), read=2, staged=0, rejected=0))
-        table = contract.ingested_files(files, counts)
+        records = [
+            counted(1, files[0], read=1, staged=1, rejected=0),
+            counted(2, files[1], read=2, staged=0, rejected=0),
+        ]
+        table = contract.ingested_files(records)
     assert table.schema() == contract.INGESTED_FILES_SCHEMA
     rows = ibis.duckdb.connect().to_pyarrow(table).to_pylist()
     assert [(r["file_id"], r["path"], r["file_format"], r["duplicates_removed"]) for r in rows] == [

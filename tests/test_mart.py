@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import make_env, query, write_events
+from conftest import make_env, mart_measures, query, write_events
 from convo.build import runner
 from warehouse_snapshot import snapshot
 
@@ -37,18 +37,7 @@ BATCH_1 = [
 ]
 LATE = [("2024-06-03 11:05:00", C, "3", "7", "tag_assigned", "payments")]  # arrives later, happened on day 3
 
-COLUMNS = [
-    "conversations_opened",
-    "conversations_tagged",
-    "conversations_closed",
-    "median_hours_to_resolve",
-    "p90_hours_to_resolve",
-    "median_first_response_minutes",
-    "p90_first_response_minutes",
-    "reopen_count",
-    "all_conversations_opened",
-    "share_of_day",
-]
+COLUMNS = mart_measures()
 EXPECTED = {
     # day 3: A, B, C, E opened; payments on all four after the late event; B (1 h, 20 min) and E (3 h, 10 min)
     # closed: median 2 h, p90 1 + 0.9 * 2 = 2.8 h; first response median 15, p90 10 + 0.9 * 10 = 19 min.

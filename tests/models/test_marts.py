@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from model_io import rows, table
 
+from conftest import mart_measures
 from convo.models.dimensions import UNMAPPED
 from convo.models.marts import mart_contact_reasons_daily
 
@@ -29,18 +30,7 @@ REASONS = {
     "refund": ("refund", UNMAPPED),
 }
 
-COLUMNS = [
-    "conversations_opened",
-    "conversations_tagged",
-    "conversations_closed",
-    "median_hours_to_resolve",
-    "p90_hours_to_resolve",
-    "median_first_response_minutes",
-    "p90_first_response_minutes",
-    "reopen_count",
-    "all_conversations_opened",
-    "share_of_day",
-]
+COLUMNS = mart_measures()
 # Opened: day 1 holds 1, 2, 4 (3 in all); day 2 holds 3, 5, 6 (3 in all); nothing opens on day 3.
 # Tagged: the day of each tag's first assignment. Closed: by the day it closed, with the
 # measures of the conversations closed that day. p90 interpolates linearly: of [4, 50] at
@@ -92,5 +82,5 @@ def test_one_row_per_day_and_tag_with_any_activity(mart):
 def test_daily_counts_and_measures(mart, day_and_tag):
     row = mart[day_and_tag]
     assert (row["contact_reason"], row["category"]) == REASONS[day_and_tag[1]]
-    expected = dict(zip(COLUMNS, EXPECTED[day_and_tag]))
+    expected = dict(zip(COLUMNS, EXPECTED[day_and_tag], strict=True))
     assert {c: row[c] for c in COLUMNS} == {c: v if v is None else pytest.approx(v) for c, v in expected.items()}

@@ -34,6 +34,7 @@ from convo.build import contract
 from convo.build.plan import plan
 from convo.build.seeds import read_tag_contact_reasons
 from convo.config import Environment
+from convo.engine.state import FileRecord
 from convo.files import replace_directory
 from convo.lock import exclusive
 from convo.models.registry import models
@@ -56,7 +57,7 @@ class TableResult:
 @dataclass
 class BuildResult:
     output: Path
-    files: list[contract.FileCounts] = field(default_factory=list)
+    files: list[FileRecord] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # inputs whose content another input already had
     ignored: list[Path] = field(default_factory=list)  # entries of an input directory that are not read
     tables: list[TableResult] = field(default_factory=list)
@@ -194,7 +195,7 @@ def _write_tables(
     bad = landed.filter(landed.malformed.notnull())
     rejected = timed(REJECTED, contract.rejected_rows(parsed, bad.mutate(reason=bad.malformed)))
     result.files = _file_counts(files, landed, rejected, tables["accepted_events"])
-    timed(FILES, contract.ingested_files(files, result.files))
+    timed(FILES, contract.ingested_files(result.files))
     seed = ibis.memtable(read_tag_contact_reasons(env.seeds_dir), schema=dict.fromkeys(_SEED_COLUMNS, "string"))
     tables[SEED] = timed(SEED, seed)
     every_model = plan(models(), {}, full_refresh=True, never_written=frozenset())
@@ -209,7 +210,7 @@ def _write_tables(
 
 def _file_counts(
     files: list[contract.InputFile], landed: ibis.Table, rejected: ibis.Table, staged: ibis.Table
-) -> list[contract.FileCounts]:
+) -> list[FileRecord]:
     """The contract's counts of each file (counted in one Spark job)."""
 
     def per_file(table: ibis.Table, column: str, kind: str) -> ibis.Table:
@@ -223,9 +224,9 @@ def _file_counts(
     n = {(row.kind, row.file): row.n for row in counted.itertuples()}
     counts = []
     for file_id, f in enumerate(files, start=1):
-        c = contract.FileCounts.of(
+        c = contract.counted(
             file_id,
-            str(f.path),
+            f,
             read=n.get(("read", file_id), 0),
             staged=n.get(("staged", file_id), 0),
             rejected=n.get(("rejected", file_id), 0),

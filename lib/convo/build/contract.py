@@ -8,8 +8,9 @@ both take from here, so that the same files give the same rows on both:
   the Parquet columns, a sound gzip stream) with their messages, and each file's SHA-256 and lines;
 - how a CSV line splits into the six fields (`QUOTED`, `FIELD`) and the reasons of one that does
   not or cannot be read as text at all (each reader writes the rule in its own SQL);
-- the rejected-row shape (`rejected_rows`) and the per-file counts (`FileCounts`: read = staged +
-  rejected + duplicates), which make the `ingested_files` rows (`ingested_files`).
+- the rejected-row shape (`rejected_rows`) and the per-file counts (`counted`: read = staged +
+  rejected + duplicates, in the file's run record, `FileRecord`), which make the `ingested_files`
+  rows (`ingested_files`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import ibis
 import numpy as np
 import pyarrow.parquet as pq
 
+from convo.engine.state import FileRecord
 from convo.models.staging import RAW_COLUMNS
 
 
@@ -268,28 +270,13 @@ def first_of_each_content(files: Sequence[InputFile]) -> tuple[list[InputFile], 
 
 
 # -- what a build writes about them ---------------------------------------------------------------
-@dataclass
-class FileCounts:
-    file_id: int
-    path: str
-    rows_read: int = 0
-    rows_staged: int = 0
-    rows_rejected: int = 0
-    duplicates_removed: int = 0
-
-    @classmethod
-    def of(cls, file_id: int, path: str, *, read: int, staged: int, rejected: int) -> FileCounts:
-        """The counts of a file: every row read that is neither staged nor rejected is a duplicate."""
-        duplicates = read - staged - rejected
-        if duplicates < 0:  # a reader lost or invented rows: refuse to record counts that cannot be
-            raise RuntimeError(f"{path}: {read} rows read, but {staged} staged and {rejected} rejected")
-        return cls(file_id, path, read, staged, rejected, duplicates)
-
-    def summary(self) -> str:
-        return (
-            f"{self.path}: {self.rows_read:,} rows read = {self.rows_staged:,} staged + {self.rows_rejected:,}"
-            f" rejected + {self.duplicates_removed:,} duplicates"
-        )
+def counted(file_id: int, f: InputFile, *, read: int, staged: int, rejected: int) -> FileRecord:
+    """The record of an ingested file with its counts: every row read that is neither staged nor
+    rejected is a duplicate."""
+    duplicates = read - staged - rejected
+    if duplicates < 0:  # a reader lost or invented rows: refuse to record counts that cannot be
+        raise RuntimeError(f"{f.path}: {read} rows read, but {staged} staged and {rejected} rejected")
+    return FileRecord(file_id, str(f.path), f.sha256, f.file_format, "ingested", read, staged, rejected, duplicates)
 
 
 REJECTED_SCHEMA = ibis.schema(
@@ -342,17 +329,8 @@ def rejected_rows(invalid: ibis.Table, malformed: ibis.Table) -> ibis.Table:
     return rows.union(lines).order_by(["file_id", "source_line"])
 
 
-def ingested_files(files: Sequence[InputFile], counts: Sequence[FileCounts]) -> ibis.Table:
-    """The `ingested_files` rows of files read together (`counts[i]` are the counts of `files[i]`)."""
-    rows = [(f, c) for f, c in zip(files, counts, strict=True)]
-    values = {
-        "file_id": [c.file_id for _, c in rows],
-        "path": [str(f.path) for f, _ in rows],
-        "sha256": [f.sha256 for f, _ in rows],
-        "file_format": [f.file_format for f, _ in rows],
-        "rows_read": [c.rows_read for _, c in rows],
-        "rows_staged": [c.rows_staged for _, c in rows],
-        "rows_rejected": [c.rows_rejected for _, c in rows],
-        "duplicates_removed": [c.duplicates_removed for _, c in rows],
-    }
-    return ibis.memtable(values, schema=INGESTED_FILES_SCHEMA)
+def ingested_files(records: Sequence[FileRecord]) -> ibis.Table:
+    """The `ingested_files` rows of files read together, from their records (`counted`)."""
+    return ibis.memtable(
+        {c: [getattr(r, c) for r in records] for c in INGESTED_FILES_SCHEMA.names}, schema=INGESTED_FILES_SCHEMA
+    )

@@ -33,10 +33,11 @@ from convo.build.contract import (
     QUOTED,
     TOO_MANY_COLUMNS,
     UNQUOTED_VALUE,
-    FileCounts,
     InputError,
     InputFile,
+    counted,
 )
+from convo.engine.state import FileRecord
 from convo.engine.warehouse import WORK, Warehouse
 from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
 
@@ -309,12 +310,12 @@ def stage_batch(
     by_id: dict[int, InputFile],
     staged_events_of: Callable[[str], ibis.Table] | None,
     window: tuple[datetime.datetime, datetime.datetime],
-) -> dict[int, FileCounts]:
+) -> dict[int, FileRecord]:
     """Type the landed rows; write scratch tables batch_events (new, unique) and batch_rejected.
 
     `staged_events_of(table)` reads the events already staged for the conversations in the
     `conversation_id` column of a scratch table (None when nothing is staged yet); `window` holds
-    the first and last accepted event time.
+    the first and last accepted event time. Returns each file's record with its counts.
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
@@ -360,15 +361,21 @@ def stage_batch(
     wh.materialize("batch_events", unique)
     log.info("de-duplicated the events in %.1f s", time.perf_counter() - t0)
 
-    counts = {i: FileCounts(i, str(by_id[i].path)) for i in ids}
-    for table, col, attr in (
-        ("batch_parsed", "file_seq", "rows_read"),  # the well-formed rows
-        ("batch_rejected", "file_id", "rows_rejected"),
-        ("batch_events", "file_seq", "rows_staged"),
+    found = {}
+    for table, col, kind in (
+        ("batch_parsed", "file_seq", "read"),  # the well-formed rows
+        ("batch_rejected", "file_id", "rejected"),
+        ("batch_events", "file_seq", "staged"),
     ):
         for file_id, n in wh.execute(f"SELECT {col}, count(*) FROM {WORK}.{table} GROUP BY 1"):
-            setattr(counts[file_id], attr, n)
-    for i, c in counts.items():
-        c.rows_read += wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{i}")
-        c.duplicates_removed = c.rows_read - c.rows_staged - c.rows_rejected
-    return counts
+            found[kind, file_id] = n
+    return {
+        i: counted(
+            i,
+            by_id[i],
+            read=found.get(("read", i), 0) + wh.scalar(f"SELECT count(*) FROM {WORK}.malformed_{i}"),
+            staged=found.get(("staged", i), 0),
+            rejected=found.get(("rejected", i), 0),
+        )
+        for i in ids
+    }

@@ -66,6 +66,9 @@ def location(table: str) -> str:
 
 @dataclass
 class FileRecord:
+    """A file a run was given: what it did with it and, read, its rows (read = staged + rejected +
+    duplicates removed: `convo.build.contract.counted`)."""
+
     file_id: int | None
     path: str
     sha256: str | None  # None for a directory entry that is not read
@@ -75,6 +78,12 @@ class FileRecord:
     rows_staged: int = 0
     rows_rejected: int = 0
     duplicates_removed: int = 0
+
+    def summary(self) -> str:
+        return (
+            f"{self.path}: {self.rows_read:,} rows read = {self.rows_staged:,} staged + {self.rows_rejected:,}"
+            f" rejected + {self.duplicates_removed:,} duplicates"
+        )
 
 
 @dataclass

@@ -1,7 +1,7 @@
 """`convo run`: build, then the pipeline's notebooks executed with papermill, then the site.
 
-One run, one lock and one record: the run opens the environment through the runner
-(`runner.session`: the environment's lock, held to the end; `runner.recorded`: its row in
+One run, one lock and one record: the run opens the environment as a build does
+(`build/session.py`: `session`, the environment's lock, held to the end; `recorded`, its row in
 the run history, command "run ...") and builds in this process (`runner.build_in_session`). The
 notebooks only read: each `notebooks/NN_name.py` (jupytext percent format, the source of truth) is
 a report, started in the order of its number, so adding a report is adding a file. The first
@@ -43,6 +43,7 @@ from pathlib import Path
 
 from convo import notify
 from convo.build import runner
+from convo.build.session import Session, recorded, session
 from convo.config import Environment, find_config
 from convo.engine.state import Run
 from convo.reports import reads, report_view, reuse
@@ -378,7 +379,7 @@ def _log_to(path: Path) -> Iterator[None]:
         handler.close()
 
 
-def _report_notebooks(s: runner.Session, record: Run, plan: _Plan) -> str | None:
+def _report_notebooks(s: Session, record: Run, plan: _Plan) -> str | None:
     """After the build: its record saved for the notebooks to read, the warehouse closed while they
     run (the lock stays held: nothing can change the published version under them), `latest`
     re-pointed on success. Sets the run's outcome; returns the failure, if any."""
@@ -406,7 +407,7 @@ def run(
     site: SiteBuilder | None = None,
 ) -> RunReport:
     """Build, then execute the environment's notebooks, then build the site with `site`: one run,
-    one lock, one record (`runner.session`, `runner.recorded`). A failed notebook or site fails the
+    one lock, one record (`session`, `recorded`). A failed notebook or site fails the
     run and alerts; a failed build raises `runner.BuildFailed` (recorded and alerted) before any
     notebook runs."""
     started = datetime.datetime.now(datetime.UTC)
@@ -420,9 +421,9 @@ def run(
     if not sources:
         raise ValueError(f"{env.root / NOTEBOOKS_DIR}: no notebooks (NN_name.py) to run")
     folder = env.reports_dir / env.name / started.strftime("%Y%m%dT%H%M%SZ")
-    with runner.session(env, command) as s:
+    with session(env, command) as s:
         folder.mkdir(parents=True)
-        with _log_to(folder / "run.log"), runner.recorded(s, command, full_refresh=full_refresh) as record:
+        with _log_to(folder / "run.log"), recorded(s, command, full_refresh=full_refresh) as record:
             record.report = str(folder)
             log.info("run of environment %s: build, %d notebooks -> %s", env.name, len(sources), folder)
             runner.build_in_session(s, record, files, full_refresh=full_refresh)
