@@ -12,7 +12,9 @@ from convo.models.registry import models, table_docs
 
 HERE = Path(__file__).parent
 # Staging functions that ingestion calls row by row, outside the model graph: tested like models.
-INGESTION_FUNCTIONS = {"staging": ("parse_raw_events", "accepted_events", "deduplicate_events")}
+INGESTION_FUNCTIONS = {
+    "staging": ("parse_raw_events", "accepted_events", "deduplicate_events", "repeated_events", "first_occurrences")
+}
 
 
 def called_names(path: Path) -> set[str]:

@@ -15,7 +15,9 @@ from convo.models.staging import (
     RAW_COLUMNS,
     accepted_events,
     deduplicate_events,
+    first_occurrences,
     parse_raw_events,
+    repeated_events,
     stg_conversation_events,
 )
 
@@ -174,6 +176,22 @@ def test_a_duplicate_is_kept_at_its_first_occurrence_in_input_order():
     # a: lines 5 and 3 of file 1 -> line 3. b: line 9 of file 1 comes before line 2 of file 2.
     events = positions(("a", 1, 5), ("a", 1, 3), ("b", 2, 2), ("b", 1, 9), ("c", 2, 4))
     assert kept(events) == [("a", 1, 3), ("b", 1, 9), ("c", 2, 4)]
+
+
+def test_the_repeated_events_are_the_ids_seen_twice_with_their_first_position():
+    # a: lines 5 and 3 of file 1 -> first at line 3 of file 1; b and c once each: not listed.
+    events = positions(("a", 1, 5), ("b", 2, 2), ("a", 1, 3), ("c", 2, 4))
+    assert [(r["event_id"], r["first_position"]) for r in rows(repeated_events(events))] == [("a", 2**32 + 3)]
+    # Given that table, the later copy is dropped and every other row kept.
+    repeated = events.filter(events.source_line == 3).select(
+        "event_id", first_position=ibis.literal(2**32 + 3, "int64")
+    )
+    kept_rows = rows(first_occurrences(events, repeated))
+    assert sorted((r["event_id"], r["file_seq"], r["source_line"]) for r in kept_rows) == [
+        ("a", 1, 3),
+        ("b", 2, 2),
+        ("c", 2, 4),
+    ]
 
 
 EVENT_AT = st.tuples(st.sampled_from("abcd"), st.integers(1, 3), st.integers(2, 2**31))

@@ -39,7 +39,13 @@ from convo.build.contract import (
 )
 from convo.engine.state import FileRecord
 from convo.engine.warehouse import WORK, Warehouse
-from convo.models.staging import RAW_COLUMNS, accepted_events, deduplicate_events, parse_raw_events
+from convo.models.staging import (
+    RAW_COLUMNS,
+    accepted_events,
+    first_occurrences,
+    parse_raw_events,
+    repeated_events,
+)
 
 log = logging.getLogger(__name__)
 
@@ -305,6 +311,15 @@ def land(wh: Warehouse, files: list[InputFile], first_file_id: int) -> dict[int,
     return by_id
 
 
+def _drop_landed(wh: Warehouse, ids: list[int]) -> None:
+    """Free the landed text of the files once their rows are parsed and their rejects written."""
+    for i in ids:
+        wh.execute(
+            f"DROP VIEW IF EXISTS {WORK}.raw_{i}; DROP TABLE IF EXISTS {WORK}.landing_{i};"
+            f" DROP TABLE IF EXISTS {WORK}.lines_{i}"
+        )
+
+
 def stage_batch(
     wh: Warehouse,
     by_id: dict[int, InputFile],
@@ -316,12 +331,16 @@ def stage_batch(
     `staged_events_of(table)` reads the events already staged for the conversations in the
     `conversation_id` column of a scratch table (None when nothing is staged yet); `window` holds
     the first and last accepted event time. Returns each file's record with its counts.
+
+    batch_events is a view over the parsed rows: the new events are held in memory once (a build's
+    biggest scratch data), and the statement that stores them de-duplicates them on the way.
     """
     ids = sorted(by_id)
     raw = ibis.union(*(wh.table(f"raw_{i}", WORK) for i in ids)) if len(ids) > 1 else wh.table(f"raw_{ids[0]}", WORK)
     t0 = time.perf_counter()
-    # The raw text is not copied along: only rejected rows need it, and they fetch it back.
-    parsed = wh.materialize("batch_parsed", parse_raw_events(raw, window).drop(*RAW_COLUMNS))
+    # The raw text is not copied along: only rejected rows need it, and they fetch it back. Nor is
+    # the file's name, the same on every row of a file: the accepted rows get it from batch_sources.
+    parsed = wh.materialize("batch_parsed", parse_raw_events(raw, window).drop(*RAW_COLUMNS, "source_file"))
     log.info(
         "parsed and identified %d rows in %.1f s",
         wh.scalar(f"SELECT count(*) FROM {WORK}.batch_parsed"),
@@ -349,16 +368,29 @@ def stage_batch(
         for i in ids
     ]
     wh.materialize("batch_rejected", ibis.union(rejected, *malformed).order_by(["file_id", "source_line"]))
+    _drop_landed(wh, ids)
 
     t0 = time.perf_counter()
-    # Parsing hashed the event ids: the accepted rows are a view over the parsed ones, and the
-    # de-duplication reads them in the one statement that writes the new events.
-    wh.execute(f"CREATE OR REPLACE TEMP VIEW batch_accepted AS {wh.compile(accepted_events(parsed))}")
-    unique = deduplicate_events(wh.table("batch_accepted", WORK))
+    sources = wh.materialize(
+        "batch_sources",
+        ibis.memtable(
+            {"file_seq": ids, "source_file": [str(by_id[i].path) for i in ids]},
+            schema={"file_seq": "int64", "source_file": "string"},
+        ),
+    )
+    wh.execute(
+        f"CREATE OR REPLACE TEMP VIEW batch_accepted AS {wh.compile(accepted_events(parsed.join(sources, 'file_seq')))}"
+    )
+    accepted = wh.table("batch_accepted", WORK)
+    # Parsing hashed the event ids: what de-duplication needs apart from the rows themselves is small,
+    # the ids seen twice in the batch and those staged before, and is written once.
+    unique = first_occurrences(accepted, wh.materialize("batch_repeated", repeated_events(accepted)))
     if staged_events_of is not None:
         # A copy of a staged event has its conversation: compare with those conversations' events only.
-        unique = unique.anti_join(staged_events_of("batch_accepted"), "event_id")
-    wh.materialize("batch_events", unique)
+        # Their ids are copied: the build trims that snapshot of the staged events later.
+        staged_ids = wh.materialize("batch_staged_ids", staged_events_of("batch_accepted").select("event_id"))
+        unique = unique.anti_join(staged_ids, "event_id")
+    wh.execute(f"CREATE OR REPLACE TEMP VIEW batch_events AS {wh.compile(unique)}")
     log.info("de-duplicated the events in %.1f s", time.perf_counter() - t0)
 
     found = {}

@@ -15,6 +15,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.operations as ops
 import ibis.expr.rules as rlz
 import ibis.expr.types as ir
+import sqlglot.expressions as sge
 from ibis.backends.sql.compilers.base import NULL
 from ibis.backends.sql.compilers.duckdb import DuckDBCompiler
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
@@ -63,9 +64,12 @@ class ParseTimestamp(ops.Value):
 
 def _duckdb_strip(compiler, op, *, arg):
     # DuckDB's trim with a set of characters costs about as much as the rest of parsing, and almost
-    # no field needs it: it runs only when the first or last character is a control character or a
-    # space (every character of string.whitespace is one; right() counts code points, not graphemes).
-    edge = compiler.f.ascii(arg).__le__(32).or_(compiler.f.ascii(compiler.f.right(arg, 1)).__le__(32))
+    # no field needs it: it runs only when the first byte is a control character or a space (text
+    # compares byte by byte: below '!') or the text ends with a character of string.whitespace.
+    # Both tests read a byte or two in place; taking the last character with right() copied it.
+    edge = arg.__lt__(sge.convert("!"))
+    for character in string.whitespace:
+        edge = edge.or_(compiler.f.suffix(arg, sge.convert(character)))
     return compiler.if_(edge, compiler.f.trim(arg, string.whitespace), arg)
 
 

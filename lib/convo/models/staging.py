@@ -204,25 +204,34 @@ def accepted_events(parsed: ir.Table) -> ir.Table:
     )
 
 
-def deduplicate_events(events: ir.Table) -> ir.Table:
-    """Keep each event once: its first occurrence in input order.
+def _input_position(events: ir.Table) -> ir.IntegerValue:
+    return events.file_seq * _LINES_PER_FILE + events.source_line  # input order as one number
 
-    Duplicates are rare, so the input is not sorted by event: one hash aggregation finds the
-    events seen more than once, with the input position of their first occurrence, and a join
-    with that small table drops the later copies.
-    """
-    position = events.file_seq * _LINES_PER_FILE + events.source_line  # input order as one number
-    repeated = (
-        events.mutate(position=position)
+
+def repeated_events(events: ir.Table) -> ir.Table:
+    """The events seen more than once (`event_id`), with the input position of their first occurrence
+    (`first_position`): one hash aggregation, whose result is small, since duplicates are rare."""
+    return (
+        events.mutate(position=_input_position(events))
         .group_by("event_id")
         .aggregate(first_position=_.position.min(), occurrences=_.count())
         .filter(_.occurrences > 1)
         .drop("occurrences")
     )
-    marked = events.left_join(repeated, "event_id").mutate(position=position)
+
+
+def first_occurrences(events: ir.Table, repeated: ir.Table) -> ir.Table:
+    """`events` without the later copies of the events in `repeated` (`repeated_events` of them): a
+    join with that small table, so the events are neither sorted nor copied."""
+    marked = events.left_join(repeated, "event_id").mutate(position=_input_position(events))
     return marked.filter(marked.first_position.isnull() | (marked.position == marked.first_position)).select(
         *events.columns
     )
+
+
+def deduplicate_events(events: ir.Table) -> ir.Table:
+    """Keep each event once: its first occurrence in input order."""
+    return first_occurrences(events, repeated_events(events))
 
 
 @model(partition="conversation_id", scope={"accepted_events": ("conversation_id",)})
