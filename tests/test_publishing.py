@@ -33,9 +33,23 @@ def _events(tmp_path, name, conversation, minute=0):
     )
 
 
+KILLED_CONVERSATIONS = 1_000
+
+
+@pytest.fixture(scope="module")
+def killed_events(tmp_path_factory):
+    """Events for a build that is killed when a log line appears. Any size will do: what follows
+    each line the tests wait for (the other models, then the audit of the whole candidate, which
+    runs Great Expectations' suites for seconds even on a few rows) outlasts the kill."""
+    path = tmp_path_factory.mktemp("killed") / "events.csv"
+    generate(KILLED_CONVERSATIONS, path, seed=3)
+    return path
+
+
 @pytest.fixture(scope="module")
 def big_events(tmp_path_factory):
-    """Enough events for a build to take a few seconds, so that it can be interrupted part-way."""
+    """Enough events for a build to take many seconds: the second build must find the first one
+    still running after starting a process of its own (seconds of imports on a loaded machine)."""
     path = tmp_path_factory.mktemp("big") / "events.csv"
     generate(40_000, path, seed=3)
     return path
@@ -139,33 +153,33 @@ def _wait_for(process, text, timeout=120):
 
 
 @pytest.mark.parametrize("kill_after", ["stg_conversation_events:", "auditing version"])
-def test_killed_build_leaves_the_published_version_and_the_next_build_recovers(tmp_path, big_events, kill_after):
+def test_killed_build_leaves_the_published_version_and_the_next_build_recovers(tmp_path, killed_events, kill_after):
     env = make_env(tmp_path)
     runner.build(env, [_events(tmp_path, "a.csv", "30000000000001")])
     before = snapshot(env.warehouse)
-    process = _start_build(env, big_events)
+    process = _start_build(env, killed_events)
     _wait_for(process, kill_after)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert snapshot(env.warehouse) == before
-    run = runner.build(env, [str(big_events)])
+    run = runner.build(env, [str(killed_events)])
     assert run.status == "success"
     runs = {r["run_id"]: r["status"] for r in query(env, "SELECT run_id, status FROM convo_meta.runs")}
     assert runs == {1: "success", 2: "failed", 3: "success"}
-    assert query(env, "SELECT count(*) AS n FROM fact_conversations")[0]["n"] == 40_001
+    assert query(env, "SELECT count(*) AS n FROM fact_conversations")[0]["n"] == KILLED_CONVERSATIONS + 1
 
 
-def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, big_events):
+def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, killed_events):
     """A first build killed after writing its version leaves every stored table, empty once
     discarded: the next build must compute each of them whole, the calendar included (it has no
     input that could say it changed), and publish what a clean first build publishes."""
     killed, clean = make_env(tmp_path / "killed"), make_env(tmp_path / "clean")
-    process = _start_build(killed, big_events)
+    process = _start_build(killed, killed_events)
     _wait_for(process, "auditing version")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert runner.build(killed, [str(big_events)]).status == "success"
-    assert runner.build(clean, [str(big_events)]).status == "success"
+    assert runner.build(killed, [str(killed_events)]).status == "success"
+    assert runner.build(clean, [str(killed_events)]).status == "success"
     for table in ("dim_date", "dim_user", "fact_conversation_lifecycle", "mart_contact_reasons_daily"):
         columns = [
             r["column_name"]
