@@ -1,6 +1,7 @@
 """Bad input: clear reasons with file and line, nothing lost, nothing half-written."""
 
 import logging
+import shutil
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -73,6 +74,15 @@ def test_line_numbers_hold_in_large_files(tmp_path):
     assert query(env, "SELECT count(*) AS n FROM stg_conversation_events") == [{"n": 300_000}]
 
 
+@pytest.fixture(scope="module")
+def one_good_build(tmp_path_factory):
+    """A warehouse that published one good file; a test that builds on it works on a copy."""
+    folder = tmp_path_factory.mktemp("good")
+    env = make_env(folder)
+    runner.build(env, [str(write_events(folder / "good.csv", [GOOD]))])
+    return env
+
+
 @pytest.mark.parametrize(
     "name, content, message",
     [
@@ -84,9 +94,9 @@ def test_line_numbers_hold_in_large_files(tmp_path):
         ("broken.parquet", b"PAR1 not really", "not a readable Parquet file"),
     ],
 )
-def test_unreadable_file_fails_the_build_and_writes_nothing(tmp_path, name, content, message):
+def test_unreadable_file_fails_the_build_and_writes_nothing(one_good_build, tmp_path, name, content, message):
     env = make_env(tmp_path)
-    runner.build(env, [str(write_events(tmp_path / "good.csv", [GOOD]))])
+    shutil.copytree(one_good_build.warehouse.parent, env.warehouse.parent)  # the warehouse and its readers' copy
     before = snapshot(env.warehouse)
     bad = tmp_path / name
     if content is not None:

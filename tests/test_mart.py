@@ -56,12 +56,14 @@ def _mart(env):
     return {(r["date_key"], r["tag"]): r for r in rows}
 
 
-@pytest.fixture
-def built(tmp_path):
-    env = make_env(tmp_path)
-    runner.build(env, [str(write_events(tmp_path / "1.csv", BATCH_1))])
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    """The two builds, made once for the module: its tests only read them."""
+    folder = tmp_path_factory.mktemp("mart")
+    env = make_env(folder)
+    runner.build(env, [str(write_events(folder / "1.csv", BATCH_1))])
     before = _mart(env)
-    runner.build(env, [str(write_events(tmp_path / "2.csv", LATE))])
+    runner.build(env, [str(write_events(folder / "2.csv", LATE))])
     return env, before, _mart(env)
 
 
@@ -87,6 +89,7 @@ def test_late_event_updates_only_its_days(built):
 def test_incremental_mart_equals_full_rebuild(built, tmp_path):
     env, _, _ = built
     full = make_env(tmp_path, "full")
-    runner.build(full, [str(tmp_path / "1.csv"), str(tmp_path / "2.csv")])
+    inputs = env.warehouse.parents[1]  # the files the incremental builds read, so that each row's source is the same
+    runner.build(full, [str(inputs / "1.csv"), str(inputs / "2.csv")])
     exclude = {"ingested_files": {"run_id"}}
     assert snapshot(env.warehouse, exclude) == snapshot(full.warehouse, exclude)

@@ -33,11 +33,16 @@ def _events(tmp_path, name, conversation, minute=0):
     )
 
 
+INTERRUPTED_CONVERSATIONS = 1_000
+
+
 @pytest.fixture(scope="module")
-def big_events(tmp_path_factory):
-    """Enough events for a build to take a few seconds, so that it can be interrupted part-way."""
-    path = tmp_path_factory.mktemp("big") / "events.csv"
-    generate(40_000, path, seed=3)
+def interrupted_events(tmp_path_factory):
+    """Events for a build that is killed or stopped when a log line appears. Any size will do: what
+    follows each line the tests wait for (the other models, then the audit of the whole candidate,
+    which runs Great Expectations' suites for seconds even on a few rows) outlasts the signal."""
+    path = tmp_path_factory.mktemp("interrupted") / "events.csv"
+    generate(INTERRUPTED_CONVERSATIONS, path, seed=3)
     return path
 
 
@@ -139,33 +144,35 @@ def _wait_for(process, text, timeout=120):
 
 
 @pytest.mark.parametrize("kill_after", ["stg_conversation_events:", "auditing version"])
-def test_killed_build_leaves_the_published_version_and_the_next_build_recovers(tmp_path, big_events, kill_after):
+def test_killed_build_leaves_the_published_version_and_the_next_build_recovers(
+    tmp_path, interrupted_events, kill_after
+):
     env = make_env(tmp_path)
     runner.build(env, [_events(tmp_path, "a.csv", "30000000000001")])
     before = snapshot(env.warehouse)
-    process = _start_build(env, big_events)
+    process = _start_build(env, interrupted_events)
     _wait_for(process, kill_after)
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert snapshot(env.warehouse) == before
-    run = runner.build(env, [str(big_events)])
+    run = runner.build(env, [str(interrupted_events)])
     assert run.status == "success"
     runs = {r["run_id"]: r["status"] for r in query(env, "SELECT run_id, status FROM convo_meta.runs")}
     assert runs == {1: "success", 2: "failed", 3: "success"}
-    assert query(env, "SELECT count(*) AS n FROM fact_conversations")[0]["n"] == 40_001
+    assert query(env, "SELECT count(*) AS n FROM fact_conversations")[0]["n"] == INTERRUPTED_CONVERSATIONS + 1
 
 
-def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, big_events):
+def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, interrupted_events):
     """A first build killed after writing its version leaves every stored table, empty once
     discarded: the next build must compute each of them whole, the calendar included (it has no
     input that could say it changed), and publish what a clean first build publishes."""
     killed, clean = make_env(tmp_path / "killed"), make_env(tmp_path / "clean")
-    process = _start_build(killed, big_events)
+    process = _start_build(killed, interrupted_events)
     _wait_for(process, "auditing version")
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert runner.build(killed, [str(big_events)]).status == "success"
-    assert runner.build(clean, [str(big_events)]).status == "success"
+    assert runner.build(killed, [str(interrupted_events)]).status == "success"
+    assert runner.build(clean, [str(interrupted_events)]).status == "success"
     for table in ("dim_date", "dim_user", "fact_conversation_lifecycle", "mart_contact_reasons_daily"):
         columns = [
             r["column_name"]
@@ -179,14 +186,17 @@ def test_a_killed_first_build_is_recovered_by_the_next_build(tmp_path, big_event
         assert query(killed, sql) == query(clean, sql), table
 
 
-def test_second_build_on_the_same_environment_fails_fast(tmp_path, big_events):
+def test_second_build_on_the_same_environment_fails_fast(tmp_path, interrupted_events):
     env = make_env(tmp_path)
-    first = _start_build(env, big_events)
+    first = _start_build(env, interrupted_events)
     _wait_for(first, "reading")
+    # Stopped, the first build holds its lock for as long as the second one takes to start, at any size.
+    first.send_signal(signal.SIGSTOP)
     started = time.monotonic()
     second = subprocess.run(
         [*CONVO, "build", "--warehouse", str(env.warehouse)], capture_output=True, text=True, cwd=ROOT
     )
+    first.send_signal(signal.SIGCONT)
     assert second.returncode == 3
     assert "is busy" in second.stderr and "convo build" in second.stderr
     assert time.monotonic() - started < 15  # fails at once: no waiting for the first build
@@ -197,7 +207,7 @@ def test_second_build_on_the_same_environment_fails_fast(tmp_path, big_events):
         from convo.lock import exclusive
 
         with exclusive(env.warehouse, env.name, "build"):
-            runner.build(env, [str(big_events)])
+            runner.build(env, [str(interrupted_events)])
 
 
 class _Webhook(http.server.BaseHTTPRequestHandler):

@@ -150,11 +150,11 @@ def test_cli_pyspark_build_of_sample_and_edge_cases_matches_duckdb(spark, tmp_pa
 
 def test_generated_conversations_match_duckdb(spark, tmp_path):
     events = tmp_path / "events.csv"
-    generate(3000, events, seed=11)
+    generate(1000, events, seed=11)
     reference, built = make_env(tmp_path, "duck"), make_env(tmp_path, "spark")
     runner.build(reference, [str(events)])
     # Read in pieces, so the line numbers compared below come from several partitions.
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "256k")
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "96k")
     try:
         assert spark.read.text(str(events)).rdd.getNumPartitions() > 5
         convo_spark.build(built, [str(events)])

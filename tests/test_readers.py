@@ -12,6 +12,7 @@ import duckdb
 import pytest
 
 from conftest import ROOT, make_env, query, write_events
+from convo import config as convo_config
 from convo.build import runner
 from convo.engine import published_copy
 from convo.engine.store import Store
@@ -70,32 +71,26 @@ def _conversation(tmp_path, name, conversation):
     )
 
 
-def _convo(*args, warehouse):
-    return subprocess.run([*CONVO, *args, "--warehouse", str(warehouse)], capture_output=True, text=True, cwd=ROOT)
-
-
 def test_held_open_readers_block_no_build_or_rollback_and_keep_their_version(tmp_path):
-    warehouse = tmp_path / "warehouse" / "dev.duckdb"
-    copy = published_copy.path_of(warehouse)
+    # The builds and rollbacks run in this process; each reader holds the copy open in its own.
+    env = make_env(tmp_path, "dev")
+    copy = published_copy.path_of(env.warehouse)
     assert copy == tmp_path / "warehouse" / "dev.published.duckdb"
-    assert _convo("build", _conversation(tmp_path, "a.csv", "30000000000001"), warehouse=warehouse).returncode == 0
+    assert runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")]).status == "success"
     first = Reader(copy)
     assert first.sees() == (1, 1, 2)
 
-    build = _convo("build", _conversation(tmp_path, "b.csv", "30000000000002"), warehouse=warehouse)
-    assert build.returncode == 0, build.stderr
+    assert runner.build(env, [_conversation(tmp_path, "b.csv", "30000000000002")]).status == "success"
     assert first.sees() == (1, 1, 2)  # the version it opened, whole
     second = Reader(copy)
     assert second.sees() == (2, 2, 4)  # opened after the publish: the new version
 
-    rollback = _convo("rollback", warehouse=warehouse)
-    assert rollback.returncode == 0, rollback.stderr
+    assert runner.rollback(env).published_version == 1
     assert first.sees() == (1, 1, 2) and second.sees() == (2, 2, 4)
     third = Reader(copy)
     assert third.sees() == (1, 1, 2)
 
-    forward = _convo("rollback", "--to", "2", warehouse=warehouse)
-    assert forward.returncode == 0, forward.stderr
+    assert runner.rollback(env, to=2).published_version == 2
     for reader in (first, second, third):
         reader.close()
     last = Reader(copy)
@@ -237,14 +232,10 @@ def test_a_held_open_reader_does_not_fail_convo_run(tmp_path):
     shutil.copy(ROOT / "notebooks" / "10_ingest.py", project / "notebooks")
     environment = kernel_environment(project)
     warehouse = project / "warehouse" / "dev.duckdb"
-    first = subprocess.run(
-        [*CONVO, "build", _conversation(tmp_path, "a.csv", "30000000000001")],
-        cwd=project,
-        env=environment,
-        capture_output=True,
-        text=True,
-    )
-    assert first.returncode == 0, first.stderr
+    # The first version is built in this process: only the run below needs a command of its own.
+    dev = convo_config.load("dev", config=project / convo_config.CONFIG_NAME)
+    assert dev.warehouse == warehouse
+    assert runner.build(dev, [_conversation(tmp_path, "a.csv", "30000000000001")]).status == "success"
     reader = Reader(published_copy.path_of(warehouse))
     assert reader.sees() == (1, 1, 2)
 
