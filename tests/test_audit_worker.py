@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from convo.audit import worker as worker_module
 from convo.audit.worker import PROCESS_NAME, AuditProcessFailed, AuditWorker, _portable
 
 # A build's process that starts its audit worker, says the worker's pid, then waits to be killed.
@@ -39,7 +40,10 @@ def _alive(pid: int) -> bool:
         return False
 
 
-def test_a_worker_never_asked_to_audit_ends_when_the_build_closes_it():
+def test_a_worker_never_asked_to_audit_ends_when_the_build_closes_it(monkeypatch):
+    # A process that imported GX before (another test's audit) audits in place and starts no
+    # worker; the worker, a fresh process, imports it whatever this one holds.
+    monkeypatch.delitem(sys.modules, worker_module.VALIDATE, raising=False)
     worker = AuditWorker()
     worker.start()
     (child,) = multiprocessing.active_children()
