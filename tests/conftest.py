@@ -1,4 +1,5 @@
 import csv
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -10,6 +11,7 @@ from hypothesis import settings
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).parent))
 
+from convo.audit import worker as audit_worker  # noqa: E402
 from convo.config import Environment  # noqa: E402
 from convo.models.registry import table_docs  # noqa: E402
 
@@ -17,7 +19,15 @@ from convo.models.registry import table_docs  # noqa: E402
 # runs a few; `HYPOTHESIS_PROFILE=thorough` runs many more by hand.
 settings.register_profile("ci", max_examples=8, deadline=None)
 settings.register_profile("thorough", max_examples=200, deadline=None)
-settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+PROFILE = os.environ.get("HYPOTHESIS_PROFILE", "ci")
+settings.load_profile(PROFILE)
+
+
+def whole_build_examples(in_ci: int) -> int:
+    """Random examples of a property whose every example runs several whole builds, audit included
+    (a few seconds each): `in_ci` in CI, the profile's count otherwise."""
+    return in_ci if PROFILE == "ci" else settings.default.max_examples
+
 
 HEADER = ["event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value"]
 
@@ -80,6 +90,16 @@ def mart_measures() -> list[str]:
     docs = table_docs()
     mart, labels = docs["mart_contact_reasons_daily"], set(docs["dim_tag"].column_names)
     return [c.name for c in mart.columns if not (c.load_time or c.name in mart.primary_key or c.name in labels)]
+
+
+@pytest.fixture(scope="session", autouse=True)
+def great_expectations_imported():
+    """Builds in a test's process audit in place, as in any process that has imported Great
+    Expectations already (a notebook kernel, a server: `audit.worker.worth_starting`), instead of
+    starting an audit process that imports it again for every build, seconds of CPU each. Every
+    command a test starts as a process of its own audits in that process; test_audit_worker and
+    test_quality test it directly."""
+    importlib.import_module(audit_worker.VALIDATE)
 
 
 @pytest.fixture

@@ -23,6 +23,7 @@ from bs4 import BeautifulSoup
 
 from convo.reports.notebooks import discover
 from notebook_references import REFERENCE_DIR, build_sample, kernel_environment, sample_project, stale
+from test_permissions import owner_only_violations
 
 ROOT = Path(__file__).resolve().parents[1]
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
@@ -122,6 +123,9 @@ def test_a_changed_model_definition_fails_the_regression_run(jobs):
 
 
 # -- convo run --------------------------------------------------------------------------------
+USUAL_UMASK = 0o022  # what the commands inherit here: convo.toml's default (077) must win over it
+
+
 def _wait_for(condition, timeout: float, what: str) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -144,8 +148,12 @@ def start_pipeline_run(project: Path, run_date: str) -> tuple[list[str], subproc
     for source in (ROOT / "notebooks").glob("*.py"):
         shutil.copy(source, project / "notebooks" / source.name)
     command = [CONVO, "run", "--config", str(project / "convo.toml"), "--env", "dev", "--date", run_date]
-    with open(project / "run.out", "w") as out, open(project / "run.err", "w") as err:
-        return command, subprocess.Popen(command, cwd=project, stdout=out, stderr=err)
+    previous = os.umask(USUAL_UMASK)
+    try:
+        with open(project / "run.out", "w") as out, open(project / "run.err", "w") as err:
+            return command, subprocess.Popen(command, cwd=project, stdout=out, stderr=err)
+    finally:
+        os.umask(previous)
 
 
 def overlap_and_finish(project: Path, command: list[str], first: subprocess.Popen) -> PipelineRun:
@@ -276,15 +284,34 @@ def test_every_table_a_report_queries_is_a_lineage_edge(jobs):
     assert readers == recorded["50_contact_reasons"], "no edge from words in the notebook's text"
 
 
-def test_the_site_states_the_run_as_convo_runs_does(jobs):
-    project = jobs.pipeline.project
-    listed = subprocess.run(
-        [CONVO, "runs", "--config", str(project / "convo.toml"), "--env", "dev"],
+def _convo_in(project: Path, command: str) -> subprocess.CompletedProcess:
+    """`convo COMMAND` on the dev environment of `project`, in a process of its own."""
+    return subprocess.run(
+        [CONVO, command, "--config", str(project / "convo.toml"), "--env", "dev"],
         cwd=project,
         capture_output=True,
         text=True,
-        timeout=120,
-    ).stdout.splitlines()
+        timeout=300,
+    )
+
+
+def test_what_a_run_and_a_check_make_is_the_owners_only(jobs, tmp_path):
+    """The warehouse, logs, reports, Data Docs and site, though the commands inherit a usual umask.
+    The check runs on a copy of the run's project (modes kept): it adds a run to the history that
+    the other tests of the run do not expect."""
+    project = shutil.copytree(jobs.pipeline.project, tmp_path / "project", symlinks=True)
+    previous = os.umask(USUAL_UMASK)
+    try:
+        checked = _convo_in(project, "check")
+    finally:
+        os.umask(previous)
+    assert checked.returncode == 0, checked.stderr
+    assert owner_only_violations(project) == {}
+
+
+def test_the_site_states_the_run_as_convo_runs_does(jobs):
+    project = jobs.pipeline.project
+    listed = _convo_in(project, "runs").stdout.splitlines()
     run_line = next(line for line in listed if " run --date" in line)
     run_id, status, version, _, day, time_of_day, seconds = run_line.split()[:7]
     assert status == "success"

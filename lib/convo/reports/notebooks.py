@@ -234,6 +234,23 @@ def _exporters():
 _RENDERING = threading.Lock()  # the exporters are shared by the run's threads, one render at a time
 
 
+def _warm_up() -> None:
+    """Import what executing and rendering notebooks needs and compile the exporters' templates:
+    run on a thread while the build waits for its audit, instead of delaying the first notebooks
+    by about a second. A failure here is the first notebook's to report."""
+    try:
+        import jupytext  # noqa: F401
+        import nbformat
+        import papermill  # noqa: F401
+
+        empty = nbformat.v4.new_notebook()
+        with _RENDERING:
+            for exporter in _exporters():
+                exporter.from_notebook_node(empty)
+    except Exception:
+        log.debug("warming up the notebook machinery failed", exc_info=True)
+
+
 def render_html(notebook: Path) -> Path:
     """Two HTML copies of an executed notebook next to it, viewable with no network: `NN_name.html`
     for readers (prose and outputs, no code: `report_view.for_readers`) and `NN_name.code.html`
@@ -426,6 +443,7 @@ def run(
         with _log_to(folder / "run.log"), recorded(s, command, full_refresh=full_refresh) as record:
             record.report = str(folder)
             log.info("run of environment %s: build, %d notebooks -> %s", env.name, len(sources), folder)
+            threading.Thread(target=_warm_up, name="convo-notebooks-warm-up", daemon=True).start()
             runner.build_in_session(s, record, files, full_refresh=full_refresh)
             parameters = {
                 "env": env.name,
