@@ -13,15 +13,13 @@ from convo import config
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
 
 
-def _project(tmp_path, umask_line=""):
-    """A project in `tmp_path`: the checkout's convo.toml (with `umask_line` added to its defaults)
-    and its seeds, suites, notebooks and site pages."""
-    text = (ROOT / "convo.toml").read_text()
-    if umask_line:
-        text = text.replace('umask = "077"\n', umask_line + "\n")
-        assert umask_line in text
+def _project(tmp_path, umask_line: str):
+    """A project in `tmp_path` to build in: the checkout's convo.toml with `umask_line` in place of
+    its umask, and its seeds and suites."""
+    text = (ROOT / "convo.toml").read_text().replace('umask = "077"\n', umask_line + "\n")
+    assert umask_line in text
     (tmp_path / "convo.toml").write_text(text)
-    for name in ("seeds", "expectations", "notebooks", "site", "conf.py"):
+    for name in ("seeds", "expectations"):
         (tmp_path / name).symlink_to(ROOT / name)
     return tmp_path
 

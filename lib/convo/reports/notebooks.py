@@ -235,9 +235,10 @@ _RENDERING = threading.Lock()  # the exporters are shared by the run's threads, 
 
 
 def _warm_up() -> None:
-    """Import what executing and rendering notebooks needs and compile the exporters' templates:
-    run on a thread while the build waits for its audit, instead of delaying the first notebooks
-    by about a second. A failure here is the first notebook's to report."""
+    """Import what executing and rendering notebooks needs and compile the exporters' templates,
+    on a thread beside the build (which, on a small input, spends most of its time waiting for its
+    audit) rather than in the first notebooks' threads. A failure here is the first notebook's to
+    report."""
     try:
         import jupytext  # noqa: F401
         import nbformat
