@@ -62,7 +62,7 @@ def make_env(tmp_path: Path, name: str = "test", **overrides) -> Environment:
         seeds_dir=ROOT / "seeds",
         reports_dir=tmp_path / "reports",
         retain_versions=5,
-        threads=2,
+        threads=1,  # one DuckDB thread per build: the suite already runs a worker per core
         memory_limit="2GB",
     )
     settings.update(overrides)

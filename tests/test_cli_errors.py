@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT, write_events
 from convo import config as convo_config
 from convo.build import runner
+from convo.cli import main
 from warehouse_snapshot import snapshot
 
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
@@ -59,10 +60,20 @@ def test_environment_names_hold_only_letters_digits_dash_and_underscore(tmp_path
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a.csv", "convo.toml", "expectations", "project"]
 
 
-def test_environment_names_with_dash_and_underscore_are_fine(tmp_path):
+def _convo_here(*args, cwd, monkeypatch) -> int:
+    """A command that succeeds, run in this process (its audit runs in place): where it puts its
+    files is what is tested, not its process."""
+    monkeypatch.chdir(cwd)
+    return main([*map(str, args)])
+
+
+def test_environment_names_with_dash_and_underscore_are_fine(tmp_path, monkeypatch):
     config = _config(tmp_path, "[environments.eu-west_2]\n")
-    result = _convo("build", "--env", "eu-west_2", "--config", config, _events(tmp_path, "a.csv", "1"), cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
+    events = _events(tmp_path, "a.csv", "1")
+    assert (
+        _convo_here("build", "--env", "eu-west_2", "--config", config, events, cwd=tmp_path, monkeypatch=monkeypatch)
+        == 0
+    )
     assert (tmp_path / "warehouse" / "eu-west_2.duckdb").is_file()
 
 
@@ -84,12 +95,13 @@ def test_a_warehouse_path_convo_cannot_use_is_refused_in_one_line(tmp_path, ware
 
 
 @pytest.mark.parametrize("warehouse", ["md:w.duckdb", ":memory:"])
-def test_a_warehouse_name_is_taken_literally_not_as_a_duckdb_protocol(tmp_path, warehouse):
+def test_a_warehouse_name_is_taken_literally_not_as_a_duckdb_protocol(tmp_path, warehouse, monkeypatch, capsys):
     events = _events(tmp_path, "events.csv", "1")
-    result = _convo("build", "--config", _config(tmp_path), "--warehouse", warehouse, events, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    runs = _convo("runs", "--config", _config(tmp_path), "--warehouse", warehouse, cwd=tmp_path)
-    assert runs.returncode == 0 and "success" in runs.stdout
+    here = dict(cwd=tmp_path, monkeypatch=monkeypatch)
+    assert _convo_here("build", "--config", _config(tmp_path), "--warehouse", warehouse, events, **here) == 0
+    capsys.readouterr()
+    assert _convo_here("runs", "--config", _config(tmp_path), "--warehouse", warehouse, **here) == 0
+    assert "success" in capsys.readouterr().out
     assert (tmp_path / warehouse).is_file()
 
 

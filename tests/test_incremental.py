@@ -104,7 +104,7 @@ OVERLAPPING_REPEATED_LATE = [
 
 
 @pytest.mark.slow  # several builds per example
-@settings(max_examples=whole_build_examples(4), suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=whole_build_examples(3), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(batches=batchings())
 @example(batches=[[e] for e in (REOPENED, CLOSED, ASSIGNED, OPENED)])  # one event per build, newest first
 @example(batches=OVERLAPPING_REPEATED_LATE)

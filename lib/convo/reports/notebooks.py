@@ -295,6 +295,7 @@ class _Plan:
     clock: float  # time.perf_counter() at the start
     published: tuple[int, datetime.datetime] | None = None  # the version the reports describe, built when
     previous: Path | None = None  # the last run whose reports all succeeded: reports to reuse (reuse.py)
+    warming_up: threading.Thread | None = None  # `_warm_up`, started beside the build
 
     def run_notebook(self, i: int) -> str | None:
         """Execute the notebook at position `i` and render it to HTML, or reuse the earlier run's if
@@ -338,6 +339,9 @@ class _Plan:
         """Every notebook, side by side, as many at once as the environment has threads (each only
         reads, so none waits for another), started in the order of their number. Returns the failure
         of the first notebook in that order that failed."""
+        if self.warming_up is not None:
+            # Two threads importing the same modules at once can fail with importlib's _DeadlockError.
+            self.warming_up.join()
         with ThreadPoolExecutor(max_workers=max(1, self.env.threads)) as pool:
             failures = list(pool.map(self.run_notebook, range(len(self.sources))))
         return next((f for f in failures if f), None)
@@ -444,7 +448,8 @@ def run(
         with _log_to(folder / "run.log"), recorded(s, command, full_refresh=full_refresh) as record:
             record.report = str(folder)
             log.info("run of environment %s: build, %d notebooks -> %s", env.name, len(sources), folder)
-            threading.Thread(target=_warm_up, name="convo-notebooks-warm-up", daemon=True).start()
+            warming_up = threading.Thread(target=_warm_up, name="convo-notebooks-warm-up", daemon=True)
+            warming_up.start()
             runner.build_in_session(s, record, files, full_refresh=full_refresh)
             parameters = {
                 "env": env.name,
@@ -455,7 +460,9 @@ def run(
             }
             # --full-refresh recomputes everything, the reports included: nothing is reused.
             previous = None if full_refresh else _latest(folder.parent)
-            failure = _report_notebooks(s, record, _Plan(env, sources, folder, parameters, clock, previous=previous))
+            failure = _report_notebooks(
+                s, record, _Plan(env, sources, folder, parameters, clock, previous=previous, warming_up=warming_up)
+            )
         # Recorded (and alerted, if it failed) before the site is built: the site shows this run as
         # it ended, exactly as `convo runs` does.
         if failure is None and site is not None:
