@@ -4,9 +4,9 @@ One `convo run` (half a minute: build, five notebooks, the site), in a fresh sam
 a directory with a recognisable name. Its data carries many generated hostile strings at once, and
 the values of the original report: as file names, as names of the environment's input
 directories (the lineage diagram shows them), as tags (CSV, and Parquet with newlines), as
-unknown event types and as values of rejected rows. Whatever they hold, the run succeeds, every HTML page it publishes
-contains no element or attribute that came from them, each is shown as its text, and the
-project's absolute path appears in none of them.
+unknown event types and as values of rejected rows. Whatever they hold, the run succeeds, every
+HTML page it publishes contains no element or attribute that came from them, each is shown as
+its text, and the project's absolute path appears in none of them.
 """
 
 from __future__ import annotations
