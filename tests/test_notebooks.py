@@ -31,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CONVO = str(ROOT / ".venv" / "bin" / "convo")
 REFERENCES = sorted((ROOT / REFERENCE_DIR).glob("*.ipynb"))
 REFRESH = ".venv/bin/python tools/notebook_references.py"
+NAMES = [p.stem for p in discover(ROOT / "notebooks")]
 
 pytestmark = pytest.mark.slow
 
@@ -138,6 +139,7 @@ def _wait_for(condition, timeout: float, what: str) -> None:
 @dataclass
 class PipelineRun:
     project: Path
+    command: list[str]
     returncode: int
     stdout: str
     stderr: str  # the progress lines
@@ -170,6 +172,7 @@ def overlap_and_finish(project: Path, command: list[str], first: subprocess.Pope
         first.kill()
     return PipelineRun(
         project,
+        command,
         first.returncode,
         (project / "run.out").read_text(),
         (project / "run.err").read_text(),
@@ -207,14 +210,13 @@ def jobs(tmp_path_factory) -> SimpleNamespace:
 def test_convo_run_executes_every_notebook_into_the_report_folder(jobs):
     run = jobs.pipeline
     assert run.returncode == 0, run.stderr
-    names = [p.stem for p in discover(ROOT / "notebooks")]
-    assert f"[1/{len(names)}] 10_ingest cell 4/" in run.stderr  # progress: notebook, cell, elapsed time
-    assert f"[{len(names)}/{len(names)}] {names[-1]}: done in" in run.stderr
+    assert f"[1/{len(NAMES)}] 10_ingest cell 4/" in run.stderr  # progress: notebook, cell, elapsed time
+    assert f"[{len(NAMES)}/{len(NAMES)}] {NAMES[-1]}: done in" in run.stderr
     folder = (run.project / "reports" / "dev" / "latest").resolve()
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [f"{n}.{ext}" for n in names for ext in ("html", "code.html", "ipynb", "reads")] + ["run.log"]
+        [f"{n}.{ext}" for n in NAMES for ext in ("html", "code.html", "ipynb", "reads")] + ["run.log"]
     )
-    for name in names:  # viewable offline: no script at all, charts embedded
+    for name in NAMES:  # viewable offline: no script at all, charts embedded
         assert "<script" not in (folder / f"{name}.html").read_text()
         assert "<script" not in (folder / f"{name}.code.html").read_text()
     assert "data:image/png;base64" in (folder / "30_facts.html").read_text()
@@ -244,7 +246,7 @@ MISSING = re.compile(r"\b(NaN|None|NaT|nan|<NA>)\b")
 
 def test_the_readers_html_of_every_report_has_no_code_and_no_missing_value_text(jobs):
     folder = (jobs.pipeline.project / "reports" / "dev" / "latest").resolve()
-    for name in (p.stem for p in discover(ROOT / "notebooks")):
+    for name in NAMES:
         readers = BeautifulSoup((folder / f"{name}.html").read_text(), "html.parser")
         assert not readers.select(CODE), f"{name}.html shows code"
         text = readers.get_text(" ")
@@ -452,7 +454,6 @@ def test_a_build_that_fails_its_audit_runs_no_notebook_and_alerts(tmp_path):
 # a reused report is what executing it again gives (real kernels). Last in this file: the second
 # run goes into the pipeline's own project (a copy elsewhere would be another project: its reports
 # show the files' paths relative to it), and the tests above read that project as the first run left it.
-NAMES = [p.stem for p in discover(ROOT / "notebooks")]
 SHOWS_THE_RUN = "10_ingest"  # declares run_id
 AUDIT_STARTED = "audit process started"
 
@@ -461,8 +462,7 @@ AUDIT_STARTED = "audit process started"
 def runs(jobs) -> SimpleNamespace:
     """The pipeline's run, then the same command again in its project, with nothing new."""
     project = jobs.pipeline.project
-    command = [CONVO, "run", "--config", str(project / "convo.toml"), "--env", "dev", "--date", "2024-04-20"]
-    again = subprocess.run(command, cwd=project, capture_output=True, text=True, timeout=900)
+    again = subprocess.run(jobs.pipeline.command, cwd=project, capture_output=True, text=True, timeout=900)
     reports = project / "reports" / "dev"
     folders = sorted(p for p in reports.iterdir() if not p.is_symlink())
     return SimpleNamespace(
