@@ -119,11 +119,9 @@ class Warehouse:
         )
 
     def columns(self, name: str, schema: str) -> list[tuple[str, str]]:
-        return self.execute(
-            "SELECT column_name, data_type FROM information_schema.columns"
-            " WHERE table_schema = ? AND table_name = ? ORDER BY ordinal_position",
-            [schema, name],
-        )
+        """The (name, type) of each column of an existing table, in order. DESCRIBE, not
+        information_schema.columns: a build asks about 80 times, and DESCRIBE takes a tenth of the time."""
+        return [(column, data_type) for column, data_type, *_ in self.execute(f'DESCRIBE "{schema}"."{name}"')]
 
     def table(self, name: str, schema: str) -> ibis.Table:
         return self.con.table(name, database=("temp", "main") if schema == WORK else schema)
