@@ -11,6 +11,7 @@ case, in their unpublished version: the first publishes nothing, the second publ
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import json
 import logging
 import re
@@ -20,14 +21,16 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import duckdb
 import pytest
+from great_expectations.expectations.expectation import Expectation
 
 from conftest import ROOT, make_env, query, write_events
 from convo import cli
 from convo.audit import checks as audit
-from convo.audit import suites
+from convo.audit import gx_configurations, suites
 from convo.audit import worker as audit_worker
 from convo.audit.validate import validate
 from convo.build import changes, runner
@@ -789,6 +792,29 @@ def test_gx_reads_duckdb_results_through_the_persisted_connection_shim(tmp_path)
     assert outcome["exception_info"]["raised_exception"] is False
     assert (outcome["success"], outcome["result"]["unexpected_count"]) == (False, 1)
     duckdb.connect(str(path)).close()  # the file can be opened read-write again: GX let go of it
+
+
+def test_configurations_built_once_change_no_result(base, tmp_path, monkeypatch):
+    """`convo.audit.gx_configurations` only saves work: on a warehouse that breaks every rule at
+    once, every suite gives the same results as with GX's own `Expectation.configuration`."""
+    cases = all_cases(base).values()
+    env = tampered_copy(base, tmp_path, [c.tamper for c in cases if c.tamper])
+    env = dataclasses.replace(env, checks={k: v for c in cases for k, v in c.checks.items()} | env.checks)
+
+    def results() -> list[tuple]:
+        records = audit.run(env.warehouse, PUBLISHED, env=env, version=2)
+        return [(r.table_name, r.check_name, r.success, r.unexpected_count, r.sample, r.result) for r in records]
+
+    # The freshness check's bound moves with the clock: both audits run at the same moment.
+    now = datetime.datetime.now(datetime.UTC)
+    frozen = SimpleNamespace(
+        datetime=SimpleNamespace(now=lambda tz: now), UTC=datetime.UTC, timedelta=datetime.timedelta
+    )
+    monkeypatch.setattr(audit, "datetime", frozen)
+    built_once = results()
+    monkeypatch.setattr(Expectation, "configuration", property(gx_configurations._BUILD))
+    assert results() == built_once
+    assert sum(not success for _, _, success, *_ in built_once) > 50
 
 
 def test_commands_that_do_not_validate_do_not_import_great_expectations(base, tmp_path):

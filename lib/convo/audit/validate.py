@@ -26,11 +26,13 @@ from great_expectations.core.run_identifier import RunIdentifier  # noqa: E402
 from great_expectations.datasource.fluent import SQLDatasource  # noqa: E402
 
 from convo.audit.data_docs import make_offline  # noqa: E402
+from convo.audit.gx_configurations import build_configurations_once, built_once  # noqa: E402
 from convo.audit.gx_duckdb import keep_duckdb_connections  # noqa: E402
 from convo.audit.suites import SCHEMA, WHOLE_TABLE  # noqa: E402
 
 logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
 keep_duckdb_connections()
+build_configurations_once()
 
 log = logging.getLogger(__name__)
 DOCS_SITE = "local"
@@ -134,7 +136,8 @@ def _validate_in_memory(batch_definition, data: dict, schema: str, parameters: d
         expectations = [e for e in data["expectations"] if (e["type"] == ROWS_CHECK) == wanted]
         if expectations:
             suite = gx_suite({**data, "expectations": expectations}, schema)
-            result = batch.validate(suite, result_format=result_format, expectation_parameters=parameters)
+            with built_once():
+                result = batch.validate(suite, result_format=result_format, expectation_parameters=parameters)
             by_name.update((r.expectation_config.description, r.to_json_dict()) for r in result.results)
     return [by_name[e["description"]] for e in in_gx_order(data["expectations"])]
 
@@ -157,7 +160,8 @@ def _validate_and_store(context, batch_definition, data: dict, schema: str, para
             name=data["name"], data=batch_definition, suite=context.suites.add(gx_suite(data, schema))
         )
     )
-    result = definition.run(expectation_parameters=parameters, result_format=RESULT_FORMAT, run_id=run_id)
+    with built_once():
+        result = definition.run(expectation_parameters=parameters, result_format=RESULT_FORMAT, run_id=run_id)
     return [r.to_json_dict() for r in result.results]
 
 
