@@ -812,7 +812,7 @@ def test_configurations_built_once_change_no_result(base, tmp_path, monkeypatch)
     )
     monkeypatch.setattr(audit, "datetime", frozen)
     built_once = results()
-    monkeypatch.setattr(Expectation, "configuration", property(gx_configurations._BUILD))
+    monkeypatch.setattr(Expectation, "configuration", gx_configurations.GX_PROPERTY)
     assert results() == built_once
     assert sum(not success for _, _, success, *_ in built_once) > 50
 

@@ -3,15 +3,15 @@
 `Expectation.configuration` is a property that builds a new configuration from the
 expectation's fields (a pydantic `dict()`, then an `ExpectationConfiguration`) on every access,
 and one validation asks each expectation for it about 60 times: once per domain, success and
-runtime keyword, then once per metric it depends on. On a build's audit of a few changed rows
-that is about a tenth of the build (BENCHMARKS.md, "Configurations built once").
+runtime keyword, then once per metric it depends on. A build of one conversation spends 0.09 to
+0.19 s of its 1.6 s on that (BENCHMARKS.md, "configurations built once").
 
 Inside `built_once()`, the property returns the configuration it built first for the same
 expectation object. GX's validator makes its expectation objects from configurations when it
 validates and never changes their fields afterwards (checked on great-expectations 1.24.1), so
 the first configuration stays exact. Outside the block the property is GX's own. It patches a
-public GX class, so re-check it on every GX upgrade: `tests/test_audit_validate.py` compares
-the results with and without it.
+public GX class, so re-check it on every GX upgrade: `tests/test_quality.py` compares every
+suite's results with and without it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ from collections.abc import Iterator
 
 from great_expectations.expectations.expectation import Expectation
 
-_BUILD = Expectation.configuration.fget
+GX_PROPERTY = Expectation.configuration  # GX's own, which builds anew on every access
+_BUILD = GX_PROPERTY.fget
 # id(expectation) -> (expectation, its configuration); the expectation is kept so that its id
 # cannot be reused by another object while the block lasts.
 _built: contextvars.ContextVar[dict | None] = contextvars.ContextVar("gx_configurations_built", default=None)
@@ -40,7 +41,7 @@ def _configuration(expectation: Expectation):
 
 def build_configurations_once() -> None:
     """Install the property (idempotent); it caches only inside `built_once()`."""
-    Expectation.configuration = property(_configuration, doc=Expectation.configuration.__doc__)
+    Expectation.configuration = property(_configuration, doc=GX_PROPERTY.__doc__)
 
 
 @contextlib.contextmanager
