@@ -111,8 +111,8 @@ def env(tmp_path):
 # worker takes the next module when it is nearly done with its own (`--dist loadfile`), so the
 # long ones go first and the short ones fill in at the end, while the other worker finishes.
 LONGEST_FIRST = {
-    "test_pyspark.py": 81,
-    "test_incremental.py": 73,
+    "test_incremental.py": 76,
+    "test_pyspark.py": 71,
     "test_notebooks.py": 70,
     "test_readers.py": 67,
     "test_quality.py": 58,

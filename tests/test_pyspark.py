@@ -4,7 +4,9 @@ Needs Java 17 (setup.sh installs it). Every test shares one SparkSession: starti
 tens of seconds.
 """
 
+import contextlib
 import gzip
+import io
 import itertools
 import shutil
 from pathlib import Path
@@ -134,26 +136,14 @@ def assert_same_tables(duckdb_env, spark_env) -> None:
 
 
 # -- tests ------------------------------------------------------------------------------------
-def test_cli_pyspark_build_of_sample_edge_cases_and_generated_conversations_matches_duckdb(spark, tmp_path, capsys):
-    generated = tmp_path / "events.csv"
-    generate(1000, generated, seed=11)
-    files = [str(SAMPLE), *map(str, _edge_cases(tmp_path)), str(generated)]
-    reference, built = make_env(tmp_path, "duck"), make_env(tmp_path, "dev")
-    runner.build(reference, files)
-    # Read in pieces, so the line numbers compared below come from several partitions.
-    spark.conf.set("spark.sql.files.maxPartitionBytes", "96k")
-    try:
-        assert spark.read.text(str(generated)).rdd.getNumPartitions() > 5
-        code = main(["build", "--backend", "pyspark", "--env", "dev", "--warehouse", str(built.warehouse), *files])
-    finally:
-        spark.conf.unset("spark.sql.files.maxPartitionBytes")
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert f"{SAMPLE}: 378 rows read = 373 staged + 3 rejected + 2 duplicates" in printed
-    assert "mart_contact_reasons_daily" in printed
-    assert_same_tables(reference, built)
+def test_cli_pyspark_build_of_sample_edge_cases_and_generated_conversations_matches_duckdb(builds):
+    assert builds.code == 0
+    assert f"{SAMPLE}: 378 rows read = 373 staged + 3 rejected + 2 duplicates" in builds.printed
+    assert "mart_contact_reasons_daily" in builds.printed
+    assert builds.generated_partitions > 5  # so the line numbers compared come from several partitions
+    assert_same_tables(builds.reference, builds.built)
     # The comparison covers the lines that cannot be split: there are some, of each kind.
-    rejected = pq.read_table(convo_spark.output_dir(built) / "rejected_conversation_events").to_pylist()
+    rejected = _spark_rows(builds.built, "rejected_conversation_events", builds.edge_csv)
     malformed = sorted((r["source_line"], r["reason"].split(":")[1].strip()) for r in rejected if r["raw_line"])
     assert malformed == [(16, "MISSING COLUMNS"), (18, "TOO MANY COLUMNS"), (19, "UNQUOTED VALUE")]
 
@@ -315,20 +305,43 @@ def _files_named_like_patterns(folder: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def contract_builds(spark, tmp_path_factory) -> SimpleNamespace:
-    """One build on each backend of every file the ingestion-contract tests below read: the
-    hostile files, a file of blank and unsplittable lines, and files named like glob patterns.
-    One, because a Spark build costs about ten seconds whatever its input."""
-    tmp = tmp_path_factory.mktemp("contract")
+def builds(spark, tmp_path_factory) -> SimpleNamespace:
+    """One build on each backend of every file the tests below read: the hostile files, a file
+    of blank and unsplittable lines, files named like glob patterns (the ingestion contract),
+    then the sample, the edge cases and generated conversations. One, because a Spark build costs
+    about ten seconds whatever its input. The Spark build goes through `convo build --backend
+    pyspark`, reading files in pieces, so that line numbers come from several partitions."""
+    tmp = tmp_path_factory.mktemp("builds")
     hostile = [str(p) for p in _hostile_files(tmp / "in")]
     lines = str(_blank_and_unsplittable_lines(tmp / "lines" / "e.csv"))
     literal = _files_named_like_patterns(tmp / "patterns")
-    reference, built = make_env(tmp, "duck"), make_env(tmp, "spark")
-    files = [*hostile, lines, *literal]
+    edge_csv, edge_parquet = map(str, _edge_cases(tmp))
+    generated = tmp / "events.csv"
+    generate(1000, generated, seed=11)
+    files = [*hostile, lines, *literal, str(SAMPLE), edge_csv, edge_parquet, str(generated)]
+    reference, built = make_env(tmp, "duck"), make_env(tmp, "dev")
     runner.build(reference, files)
-    result = convo_spark.build(built, files)
+    results, build = [], convo_spark.build  # the CLI prints the result; the tests read it too
+    printed = io.StringIO()
+    spark.conf.set("spark.sql.files.maxPartitionBytes", "96k")
+    try:
+        with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
+            patch.setattr(convo_spark, "build", lambda *a, **kw: results.append(build(*a, **kw)) or results[-1])
+            code = main(["build", "--backend", "pyspark", "--env", "dev", "--warehouse", str(built.warehouse), *files])
+        partitions = spark.read.text(str(generated)).rdd.getNumPartitions()
+    finally:
+        spark.conf.unset("spark.sql.files.maxPartitionBytes")
     return SimpleNamespace(
-        hostile=hostile, lines=lines, literal=literal, reference=reference, built=built, result=result
+        hostile=hostile,
+        lines=lines,
+        literal=literal,
+        edge_csv=edge_csv,
+        reference=reference,
+        built=built,
+        code=code,
+        printed=printed.getvalue(),
+        result=results[0] if results else None,
+        generated_partitions=partitions,
     )
 
 
@@ -343,28 +356,28 @@ def _counts(result, path: str) -> tuple[int, int, int, int]:
     return f.rows_read, f.rows_staged, f.rows_rejected, f.duplicates_removed
 
 
-def test_line_numbers_count_blank_and_unsplittable_lines(contract_builds):
-    c = contract_builds
+def test_line_numbers_count_blank_and_unsplittable_lines(builds):
+    c = builds
     staged = _spark_rows(c.built, "stg_conversation_events", c.lines)
     assert sorted((r["source_line"], r["agent_id"]) for r in staged) == [(2, 2), (6, 6)]
     assert sorted(r["source_line"] for r in _spark_rows(c.built, "rejected_conversation_events", c.lines)) == [4, 5]
     assert _counts(c.result, c.lines) == (4, 2, 2, 0)
 
 
-def test_file_names_with_pattern_characters_are_read_literally(contract_builds):
-    c = contract_builds
+def test_file_names_with_pattern_characters_are_read_literally(builds):
+    c = builds
     staged = pq.read_table(convo_spark.output_dir(c.built) / "stg_conversation_events").to_pylist()
     assert {r["source_file"]: r["conversation_id"] for r in staged if r["source_file"] in c.literal} == c.literal
     assert DECOY_CONVERSATION not in {r["conversation_id"] for r in staged}
     assert [_counts(c.result, path)[:2] for path in c.literal] == [(1, 1)] * 4
 
 
-def test_hostile_files_give_the_same_rejected_rows_and_counts_on_both_backends(contract_builds):
+def test_hostile_files_give_the_same_rejected_rows_and_counts_on_both_backends(builds):
     files, reference, built, result = (
-        contract_builds.hostile,
-        contract_builds.reference,
-        contract_builds.built,
-        contract_builds.result,
+        builds.hostile,
+        builds.reference,
+        builds.built,
+        builds.result,
     )
     duck_rejected, spark_rejected, duck_files, spark_files = _rejected_and_files(reference, built)
     only_spark, only_duck = set(spark_rejected) - set(duck_rejected), set(duck_rejected) - set(spark_rejected)

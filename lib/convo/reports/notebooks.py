@@ -177,6 +177,9 @@ def execute_prepared(
         progress_bar=False,
         on_cell_start=progress.cell_started,
         kernel_manager_class=_kernel_manager(cwd, {reads.VARIABLE: str(reads_file.resolve())}),
+        # Killed once its outputs are in: nothing of it needs saving, and jupyter_client's graceful
+        # shutdown waits seconds for some kernels to leave (BENCHMARKS.md, 2026-12-05 afternoon).
+        shutdown_kernel="immediate",
     )
     return time.perf_counter() - t0
 
