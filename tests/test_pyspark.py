@@ -321,12 +321,17 @@ def builds(spark, tmp_path_factory) -> SimpleNamespace:
     files = [*hostile, lines, *literal, str(SAMPLE), edge_csv, edge_parquet, str(generated)]
     reference, built = make_env(tmp, "duck"), make_env(tmp, "dev")
     runner.build(reference, files)
-    results, build = [], convo_spark.build  # the CLI prints the result; the tests read it too
+    results, build = [], convo_spark.build
+
+    def kept_build(*args, **kwargs):  # the real build; the CLI prints its result, the tests read it too
+        results.append(build(*args, **kwargs))
+        return results[-1]
+
     printed = io.StringIO()
     spark.conf.set("spark.sql.files.maxPartitionBytes", "96k")
     try:
         with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(printed):
-            patch.setattr(convo_spark, "build", lambda *a, **kw: results.append(build(*a, **kw)) or results[-1])
+            patch.setattr(convo_spark, "build", kept_build)
             code = main(["build", "--backend", "pyspark", "--env", "dev", "--warehouse", str(built.warehouse), *files])
         partitions = spark.read.text(str(generated)).rdd.getNumPartitions()
     finally:
