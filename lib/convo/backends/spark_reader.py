@@ -8,6 +8,7 @@ number. Lines are read in parallel; Spark never takes them through Python.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -49,46 +50,76 @@ def source_name(f: InputFile, file_id: int, folder: Path) -> str:
     return str(link)
 
 
-def numbered_lines(spark: SparkSession, f: InputFile, source: str) -> DataFrame:
-    """The file's lines (`\\n` or `\\r\\n` ends them, as in the contract) with their 1-based number,
-    read in parallel (RDD.zipWithIndex's method, without taking the lines through Python).
+def numbered_lines(spark: SparkSession, files: list[tuple[int, InputFile, str]]) -> DataFrame:
+    """Every line (`\\n` or `\\r\\n` ends one, as in the contract) of the CSV files (file id, file,
+    the name Spark reads), with its file id and 1-based number, read in parallel (RDD.zipWithIndex's
+    method, without taking the lines through Python).
 
     Spark reads one file's splits into partitions in file order, so a line's number is the count
-    of lines in earlier partitions plus its position in its own.
+    of lines in the file's earlier partitions plus its position in its own. One job counts the
+    lines of every file's partitions (a union keeps each file's own partition numbers); each file
+    then looks its partitions' first lines up in a map of its own.
     """
-    read = spark.read.text(source, lineSep="\n")  # Spark's default also ends a line at a lone \r
-    lines = read.select(F.col("value").alias("text"), F.monotonically_increasing_id().alias("id"))
     partition = F.shiftright("id", _PARTITION_SHIFT)
-    sizes = lines.groupBy(partition.alias("partition")).count().orderBy("partition").collect()
-    first, offsets = 1, []
-    for size in sizes:
-        offsets.append((size["partition"], first))
-        first += size["count"]
-    if first - 1 != f.lines:
-        raise InputError(f"{f.path}: Spark read {first - 1} lines where the file has {f.lines}")
-    starts = spark.createDataFrame(offsets, "partition BIGINT, first_line BIGINT")
-    position = F.col("id") - F.shiftleft(partition, _PARTITION_SHIFT)
-    text = F.col("text")
-    return lines.join(F.broadcast(starts), partition == starts.partition).select(
-        (F.col("first_line") + position).alias("line"),
-        F.when(text.endswith("\r"), text.substr(F.lit(1), F.length(text) - 1)).otherwise(text).alias("text"),
-    )
+
+    def read(file_id: int, source: str) -> DataFrame:
+        lines = spark.read.text(source, lineSep="\n")  # Spark's default also ends a line at a lone \r
+        return lines.select(
+            F.lit(file_id).cast("bigint").alias("file_seq"),
+            F.col("value").alias("text"),
+            F.monotonically_increasing_id().alias("id"),
+        )
+
+    reads = {file_id: read(file_id, source) for file_id, _, source in files}
+    counted = functools.reduce(DataFrame.unionByName, reads.values())
+    sizes = counted.groupBy("file_seq", partition.alias("partition")).count().orderBy("file_seq", "partition")
+    firsts: dict[int, list] = {file_id: [] for file_id in reads}
+    read_lines = dict.fromkeys(reads, 0)
+    for size in sizes.collect():
+        file_id = size["file_seq"]
+        firsts[file_id] += [F.lit(size["partition"]), F.lit(read_lines[file_id] + 1)]
+        read_lines[file_id] += size["count"]
+    numbered = []
+    for file_id, f, _ in files:
+        if read_lines[file_id] != f.lines:
+            raise InputError(f"{f.path}: Spark read {read_lines[file_id]} lines where the file has {f.lines}")
+        position = F.col("id") - F.shiftleft(partition, _PARTITION_SHIFT)
+        first_line = F.element_at(F.create_map(*firsts[file_id]), partition)
+        text = F.col("text")
+        numbered.append(
+            reads[file_id].select(
+                "file_seq",
+                (first_line + position).alias("line"),
+                F.when(text.endswith("\r"), text.substr(F.lit(1), F.length(text) - 1)).otherwise(text).alias("text"),
+            )
+        )
+    return functools.reduce(DataFrame.unionByName, numbered)
 
 
 def split_fields(text: Column) -> tuple[Column, Column]:
     """(the line's fields, NULL when it is not a record; why it is not, NULL when it is): the
     contract's rule, as `ingest._split_lines` writes it for DuckDB."""
-    n = len(RAW_COLUMNS)
+    fields = record_fields(text)
+    return fields, not_a_record(text, fields)
+
+
+def record_fields(text: Column) -> Column:
+    """The line's fields, unquoted; NULL when its quotes do not make a record."""
 
     def unquoted(field: Column) -> Column:
         trimmed = F.trim(field)  # spaces only, as DuckDB's trim
         inner = trimmed.substr(F.lit(2), F.length(trimmed) - 2)
         return F.when(F.ltrim(field).startswith('"'), F.replace(inner, F.lit('""'), F.lit('"'))).otherwise(field)
 
-    fields = F.when(~text.contains('"'), F.split(text, ",", -1)).when(
+    return F.when(~text.contains('"'), F.split(text, ",", -1)).when(
         text.rlike(f"^(?:{_FIELD})(?:,(?:{_FIELD}))*\\z"),
         F.transform(F.regexp_extract_all(F.concat(text, F.lit(",")), F.lit(f"({_FIELD}),"), 1), unquoted),
     )
+
+
+def not_a_record(text: Column, fields: Column) -> Column:
+    """Why the line is not a record, from its `record_fields`; NULL when it is one."""
+    n = len(RAW_COLUMNS)
     extra = F.size(F.filter(fields, lambda field, i: (i >= n) & (field != "")))
     found = (
         F.when(fields.isNull(), F.size(F.split(F.regexp_replace(text, _QUOTE_PAIR, ""), ",", -1)))
@@ -96,27 +127,33 @@ def split_fields(text: Column) -> tuple[Column, Column]:
         .otherwise(F.size(fields))
     )
     counted = F.concat(F.lit(contract.FOUND_COLUMNS), found.cast("string"))
-    reason = (
+    return (
         F.when(found < n, F.concat(F.lit(contract.MISSING_COLUMNS + ": "), counted))
         .when(found > n, F.concat(F.lit(contract.TOO_MANY_COLUMNS + ": "), counted))
         .when(fields.isNull(), F.lit(contract.UNQUOTED_VALUE))
     )
-    return fields, reason
 
 
-def land_csv(spark: SparkSession, f: InputFile, file_id: int, source: str) -> DataFrame:
-    """Raw fields of every data line, or why the line is not a record (`malformed`, with the
-    line as `raw_line`). Lines after the header; empty lines are skipped, but counted."""
-    lines = numbered_lines(spark, f, source).filter((F.col("line") > 1) & (F.col("text") != ""))
+def land_csv(lines: DataFrame) -> DataFrame:
+    """Raw fields of every data line of `numbered_lines`' rows (of any number of files), or why
+    the line is not a record (`malformed`, with the line as `raw_line`). Lines after the header;
+    empty lines are skipped, but counted. Split once for every file: Spark plans and compiles
+    these expressions per DataFrame, which costs seconds per file on its own."""
+    lines = lines.filter((F.col("line") > 1) & (F.col("text") != ""))
     text = F.col("text")
+    too_long = F.octet_length(text) > contract.MAX_LINE_BYTES
+    # Named once and read by name below: an expression used several times is then computed once.
+    lines = lines.select("*", record_fields(text).alias("fields"), too_long.alias("too_long"))
+    fields, too_long = F.col("fields"), F.col("too_long")
+    split_reason = not_a_record(text, fields)
     # A line that is not text is shown with each bad byte sequence as `?`, as DuckDB's reader shows it.
     shown = F.replace(F.make_valid_utf8(text), F.lit("\ufffd"), F.lit("?"))
-    too_long = F.octet_length(text) > contract.MAX_LINE_BYTES
     not_text = too_long | ~F.is_valid_utf8(text)
-    fields, split_reason = split_fields(text)
     malformed = (
         F.when(too_long, F.lit(contract.LINE_TOO_LONG)).when(not_text, F.lit(contract.NOT_UTF8)).otherwise(split_reason)
     )
+    lines = lines.select("*", malformed.alias("malformed"))
+    malformed = F.col("malformed")
     raw_line = (
         F.when(too_long, shown.substr(1, contract.LONG_LINE_SHOWN))
         .when(not_text, shown)
@@ -124,16 +161,14 @@ def land_csv(spark: SparkSession, f: InputFile, file_id: int, source: str) -> Da
     )
     return lines.select(
         *(
-            F.when(
-                malformed.isNull(), F.nullif(F.try_element_at(fields, F.lit(f.columns.index(c) + 1)), F.lit(""))
-            ).alias(c)
+            F.when(malformed.isNull(), F.nullif(F.try_element_at(fields, F.col(f"{c}_at")), F.lit(""))).alias(c)
             for c in RAW_COLUMNS
         ),
-        F.lit(str(f.path)).alias("source_file"),
+        "source_file",
         F.col("line").alias("source_line"),
-        F.lit(file_id).cast("bigint").alias("file_seq"),
+        "file_seq",
         raw_line.alias("raw_line"),
-        malformed.alias("malformed"),
+        malformed,
     )
 
 
@@ -153,9 +188,24 @@ def land_parquet(spark: SparkSession, f: InputFile, file_id: int, source: str) -
 
 def land(spark: SparkSession, files: list[InputFile], links: Path) -> DataFrame:
     """Every data row of every file (numbered 1, 2, ... in the order given), in one DataFrame."""
-    landed = None
+    csv, landed = [], []
     for file_id, f in enumerate(files, start=1):
         source = source_name(f, file_id, links)
-        rows = (land_csv if f.file_format == "csv" else land_parquet)(spark, f, file_id, source)
-        landed = rows if landed is None else landed.unionByName(rows)
-    return landed
+        if f.file_format == "csv":
+            csv.append((file_id, f, source))
+        else:
+            landed.append(land_parquet(spark, f, file_id, source))
+    if csv:
+
+        def by_file(value) -> Column:  # value(file) of each line's file
+            pairs = [x for file_id, f, _ in csv for x in (F.lit(file_id), F.lit(value(f)))]
+            return F.element_at(F.create_map(*pairs), F.col("file_seq"))
+
+        # Each file's name, and its columns' positions (the contract allows them in any order).
+        lines = numbered_lines(spark, csv).select(
+            "*",
+            by_file(lambda f: str(f.path)).alias("source_file"),
+            *(by_file(lambda f, c=c: f.columns.index(c) + 1).alias(f"{c}_at") for c in RAW_COLUMNS),
+        )
+        landed.insert(0, land_csv(lines))
+    return functools.reduce(DataFrame.unionByName, landed)
