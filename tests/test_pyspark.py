@@ -433,7 +433,8 @@ def test_spark_splits_every_short_line_as_duckdb_does(spark):
             f"SELECT text, fields, reason FROM ({ingest._split_lines('SELECT text FROM lines')})"
         ).fetchall()
     }
-    fields, reason = spark_reader.split_fields(F.col("text"))
+    fields = spark_reader.record_fields(F.col("text"))
+    reason = spark_reader.not_a_record(F.col("text"), fields)
     frame = spark.createDataFrame([(t,) for t in lines], "text string").select(
         "text", fields.alias("f"), reason.alias("r")
     )

@@ -79,32 +79,23 @@ def numbered_lines(spark: SparkSession, files: list[tuple[int, InputFile, str]])
         file_id = size["file_seq"]
         firsts[file_id] += [F.lit(size["partition"]), F.lit(read_lines[file_id] + 1)]
         read_lines[file_id] += size["count"]
+    position = F.col("id") - F.shiftleft(partition, _PARTITION_SHIFT)
+    text = F.col("text")
+    without_cr = F.when(text.endswith("\r"), text.substr(F.lit(1), F.length(text) - 1)).otherwise(text)
     numbered = []
     for file_id, f, _ in files:
         if read_lines[file_id] != f.lines:
             raise InputError(f"{f.path}: Spark read {read_lines[file_id]} lines where the file has {f.lines}")
-        position = F.col("id") - F.shiftleft(partition, _PARTITION_SHIFT)
         first_line = F.element_at(F.create_map(*firsts[file_id]), partition)
-        text = F.col("text")
         numbered.append(
-            reads[file_id].select(
-                "file_seq",
-                (first_line + position).alias("line"),
-                F.when(text.endswith("\r"), text.substr(F.lit(1), F.length(text) - 1)).otherwise(text).alias("text"),
-            )
+            reads[file_id].select("file_seq", (first_line + position).alias("line"), without_cr.alias("text"))
         )
     return functools.reduce(DataFrame.unionByName, numbered)
 
 
-def split_fields(text: Column) -> tuple[Column, Column]:
-    """(the line's fields, NULL when it is not a record; why it is not, NULL when it is): the
-    contract's rule, as `ingest._split_lines` writes it for DuckDB."""
-    fields = record_fields(text)
-    return fields, not_a_record(text, fields)
-
-
 def record_fields(text: Column) -> Column:
-    """The line's fields, unquoted; NULL when its quotes do not make a record."""
+    """The line's fields, unquoted; NULL when its quotes do not make a record. With `not_a_record`,
+    the contract's split rule, as `ingest._split_lines` writes it for DuckDB."""
 
     def unquoted(field: Column) -> Column:
         trimmed = F.trim(field)  # spaces only, as DuckDB's trim
