@@ -422,6 +422,11 @@ def test_hostile_files_give_the_same_rejected_rows_and_counts_on_both_backends(b
     assert lines[(files[3], 6)][0] == malformed + "UNQUOTED VALUE: Value with unterminated quote found."
 
 
+def test_the_sessions_jvm_runs_only_the_first_jit_tier(spark):
+    runtime = spark._jvm.java.lang.management.ManagementFactory.getRuntimeMXBean()
+    assert convo_spark.JIT_OPTIONS in list(runtime.getInputArguments())
+
+
 def test_spark_splits_every_short_line_as_duckdb_does(spark):
     # Every line of up to 7 characters from the characters that matter to splitting: 21,844 lines.
     lines = ["".join(chars) for n in range(1, 8) for chars in itertools.product('", a', repeat=n)]
