@@ -81,9 +81,6 @@ def output_dir(env: Environment) -> Path:
     return env.warehouse.parent / f"{env.name}-pyspark"
 
 
-JIT_OPTIONS = "-XX:TieredStopAtLevel=1"
-
-
 # -- session ----------------------------------------------------------------------------------
 def start_session(threads: int = 2, memory_limit: str = "4GB") -> SparkSession:
     """A local SparkSession: `threads` cores, UTC, no UI, managed tables in a throw-away folder."""
@@ -94,9 +91,6 @@ def start_session(threads: int = 2, memory_limit: str = "4GB") -> SparkSession:
         SparkSession.builder.master(f"local[{threads}]")
         .appName("convo")
         .config("spark.driver.memory", _jvm_size(memory_limit))
-        # Only the JIT's first tier: a build's JVM lives for a minute or so, too short for the
-        # optimising tier's compile time to pay back (BENCHMARKS.md, "PySpark").
-        .config("spark.driver.extraJavaOptions", JIT_OPTIONS)
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
