@@ -95,20 +95,23 @@ def test_an_unreachable_webhook_is_reported_without_its_url(tmp_path, monkeypatc
     assert "file not found" in json.loads(alert_file.read_text())["message"]
 
 
-# A build whose audit process stops while it holds the warehouse open (reading which tables the
-# audit will check) and says its pid. The script is a file: the audit process, spawned, imports it
-# again as its main module, so the patch reaches it; the build runs only as `__main__`.
+# A build whose audit process stops while it holds the warehouse open (validating its first
+# suite) and says its pid. The script is a file: the audit process, spawned, imports it again as
+# `__mp_main__`, so the patch reaches it there only; the build runs as `__main__`.
 _BUILD = """
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, {tests!r})
-from convo.audit import checks
 
-def hold(con, schema):
-    print(os.getpid(), flush=True)
-    time.sleep(600)
+if __name__ == "__mp_main__":
+    from convo.audit import validate
 
-checks._existing_tables = hold
+    def hold(batch_definition, *args):
+        batch_definition.get_batch().head()  # reads the file
+        print(os.getpid(), flush=True)
+        time.sleep(600)
+
+    validate._validate_in_memory = hold
 
 if __name__ == "__main__":
     from conftest import make_env

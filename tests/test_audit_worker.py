@@ -12,7 +12,7 @@ import time
 import pytest
 
 from convo.audit import worker as worker_module
-from convo.audit.worker import PROCESS_NAME, AuditProcessFailed, AuditWorker, _portable
+from convo.audit.worker import PROCESS_NAME, AuditProcessFailed, AuditWorker, _portable, for_build
 
 # A build's process that starts its audit worker, says the worker's pid, then waits to be killed.
 BUILD = """
@@ -64,6 +64,33 @@ def test_the_worker_dies_with_a_killed_build(tmp_path):
     build.wait()
     # At once: it would otherwise go on importing, then audit an abandoned version.
     assert _within(1, lambda: not _alive(worker_pid))
+
+
+def test_an_error_in_the_audit_process_reaches_the_build_with_its_traceback(tmp_path, monkeypatch):
+    monkeypatch.delitem(sys.modules, worker_module.VALIDATE, raising=False)  # so that it starts
+    unknown = {"type": "expect_what_gx_does_not_know", "kwargs": {}, "description": "d", "meta": {}}
+    with for_build(start=True) as worker, pytest.raises(RuntimeError, match="GX loaded 0 of 1") as raised:
+        worker.validate(
+            warehouse=tmp_path / "w.duckdb",
+            schema="main",
+            suites=[{"name": "t", "expectations": [unknown]}],
+            parameters={},
+            run_name="test",
+        )
+    cause = raised.value.__cause__
+    assert isinstance(cause, AuditProcessFailed) and "in the audit process" in str(cause)
+    assert "gx_suite" in str(cause)  # its own traceback, from the audit process
+
+
+def test_the_audit_process_imports_great_expectations_not_the_builds_libraries():
+    imported = subprocess.run(
+        [sys.executable, "-c", f"import sys, {worker_module.__name__}, {worker_module.VALIDATE}; print(*sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert "great_expectations" in imported
+    assert not {"ibis", "sqlglot", "convo.engine.state", "convo.build"} & set(imported)
 
 
 class Unpicklable(Exception):

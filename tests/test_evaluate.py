@@ -27,7 +27,8 @@ from convo.build.plan import ByPartition, Change, PartitionSource, Step, Unchang
 from convo.engine.store import FROM, TO, Store
 from convo.engine.warehouse import STORE, WORK, Warehouse
 from convo.models.registry import models
-from convo.models.staging import RAW_COLUMNS, TAG_ASSIGNED, accepted_events, parse_raw_events
+from convo.models.staging import RAW_COLUMNS, accepted_events, parse_raw_events
+from convo.models.vocabulary import TAG_ASSIGNED
 
 TAGS, EVENTS_VIEW, DIM_TAG, SEED = (
     "fact_conversation_tags",

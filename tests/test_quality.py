@@ -711,9 +711,7 @@ def test_an_incremental_build_audits_the_partitions_it_changed_and_convo_check_a
     assert set(failures(runner.check(env).checks, lifecycle)) == {check}
 
 
-def test_the_audit_runs_in_a_process_of_its_own_whose_errors_and_log_reach_the_build(
-    base, tmp_path, caplog, monkeypatch
-):
+def test_the_audit_runs_in_a_process_of_its_own_whose_log_reaches_the_build(base, tmp_path, caplog, monkeypatch):
     caplog.set_level(logging.INFO, logger="convo")  # as the CLI logs
     monkeypatch.setattr(audit_worker, "worth_starting", lambda: True)  # as if GX was not imported here
     env = tampered_copy(base, tmp_path, [])
@@ -722,12 +720,10 @@ def test_the_audit_runs_in_a_process_of_its_own_whose_errors_and_log_reach_the_b
         tmp_path / "next.csv",
         [("2024-04-16 9:00:00", str(conversation(60)), "1000001", "", "customer_message_received", "<m>")],
     )
+    # The build prepares the suites and their parameters itself: a wrong setting stops it there.
     misconfigured = dataclasses.replace(env, checks={"freshness_max_age_days": 1})
-    with pytest.raises(
-        audit.ConfigError, match=re.escape("unknown [checks] settings ['freshness_max_age_days']")
-    ) as raised:
+    with pytest.raises(audit.ConfigError, match=re.escape("unknown [checks] settings ['freshness_max_age_days']")):
         runner.build(misconfigured, [str(events)])
-    assert "in the audit process" in str(raised.value.__cause__) and "_settings" in str(raised.value.__cause__)
     assert published(env) == before
     run = runner.build(env, [str(events)])
     assert run.status == "success"

@@ -19,7 +19,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from convo.models.registry import models, table_docs
-from convo.models.staging import AGENT_ASSIGNED, RAW_COLUMNS, accepted_events, parse_raw_events
+from convo.models.staging import RAW_COLUMNS, accepted_events, parse_raw_events
+from convo.models.vocabulary import AGENT_ASSIGNED
 
 # `parse_raw_events`'s input as ingestion writes it (convo.build.ingest): the six fields as text,
 # and where each row came from.

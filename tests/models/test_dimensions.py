@@ -9,7 +9,7 @@ import pytest
 from model_io import at, by, rows, staged, table
 
 from convo.models.dimensions import UNMAPPED, dim_agent, dim_date, dim_tag, dim_user
-from convo.models.staging import AGENT_MESSAGE, CUSTOMER_MESSAGE
+from convo.models.vocabulary import AGENT_MESSAGE, CUSTOMER_MESSAGE
 
 M = "<message>"
 

@@ -12,7 +12,7 @@ from convo.models.facts import (
     fact_conversation_tags,
     fact_conversations,
 )
-from convo.models.staging import (
+from convo.models.vocabulary import (
     AGENT_ASSIGNED,
     AGENT_MESSAGE,
     CLOSED,

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from model_io import at, by, compiled, rows, run, staged, staged_events, table, unbound
 
 from convo.models.intermediate import int_agent_conversations, int_conversation_summary, int_conversation_tags
-from convo.models.staging import (
+from convo.models.vocabulary import (
     AGENT_ASSIGNED,
     AGENT_MESSAGE,
     CLOSED,

@@ -16,7 +16,7 @@ import datetime
 import json
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,6 +193,7 @@ def run(
     tables: Iterable[str] | None = None,
     rows_schema: str | None = None,
     data_docs: bool = False,
+    validate: Callable[..., dict[str, list[dict]]] | None = None,
 ) -> list[CheckRecord]:
     """Every check on the tables in `schema` (the candidate or the published views).
 
@@ -203,7 +204,8 @@ def run(
     incremental build changed (copies of its partitions), which the row-level checks then read (the
     keys of a partition lie in it, so checking the changed partitions covers what the build could break).
     A build's audit of every row skips the checks whose suites say the build proves them
-    (`suites.PROVEN_BY_BUILD`), and reports them as skipped.
+    (`suites.PROVEN_BY_BUILD`), and reports them as skipped. `validate` runs GX on the suites
+    (a build passes its audit process's); by default, `convo.audit.validate.validate` here.
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # events are naive UTC
@@ -236,12 +238,13 @@ def run(
     if not runnable:
         return records
 
-    from convo.audit.validate import validate  # imports Great Expectations: slow, so only here
+    if validate is None:
+        from convo.audit.validate import validate  # imports Great Expectations: slow, so only here
 
     results = validate(
-        warehouse,
-        schema,
-        runnable,
+        warehouse=warehouse,
+        schema=schema,
+        suites=runnable,
         parameters=p.values,
         run_name=f"{env.name if env else 'audit'} run {run_id or '-'} on {schema}",
         rows_schema=rows_schema,

@@ -29,9 +29,8 @@ import sys
 from pathlib import Path
 
 from convo.event_window import CALENDAR_END, CALENDAR_START
-from convo.models.intermediate import FLAG_TAGS
 from convo.models.registry import Column, TableDoc, table_docs
-from convo.models.staging import CLOSED, EVENT_TYPES, STATUS_CHANGE, STATUS_VALUES
+from convo.models.vocabulary import CLOSED, EVENT_TYPES, FLAG_TAGS, STATUS_CHANGE, STATUS_VALUES
 
 ERROR, WARN = "error", "warn"
 GX_SEVERITY = {ERROR: "critical", WARN: "warning"}

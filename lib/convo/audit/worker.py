@@ -4,8 +4,10 @@ Importing Great Expectations takes seconds of pure Python. In the build's proces
 the audit by as long (or, in a thread, hold the GIL that the build's own Python needs). In a
 process of its own it runs alongside the build and is usually done by the time the audit starts
 (BENCHMARKS.md, "What the audit's machinery saves"). The process opens the warehouse only for
-the audit, while the build has released it, hands back the check records, its log lines and any
-exception with its traceback, and dies with the build, however the build ends.
+the audit, while the build has released it, hands back GX's results, its log lines and any
+exception with its traceback, and dies with the build, however the build ends. It validates and
+nothing else: the build prepares the suites and their parameters and makes the check records, so
+this process imports Great Expectations and not the build's own libraries (Ibis among them).
 """
 
 from __future__ import annotations
@@ -24,9 +26,6 @@ import time
 import traceback
 from collections.abc import Iterator
 from multiprocessing.connection import Connection
-
-from convo.audit import checks as audit
-from convo.engine.state import CheckRecord
 
 log = logging.getLogger(__name__)
 PROCESS_NAME = "convo-audit"  # as ps and top show it
@@ -81,12 +80,12 @@ class AuditWorker:
         child_end.close()
         log.info("audit process started: it imports Great Expectations alongside the build")
 
-    def run(self, *args, **kwargs) -> list[CheckRecord]:
-        """`audit.run(*args, **kwargs)` in the worker; its log lines are logged here, and its
-        exception is raised here, chained to its traceback."""
+    def validate(self, **kwargs) -> dict[str, list[dict]]:
+        """`validate.validate(**kwargs)` in the worker (in this process if it was not started); its
+        log lines are logged here, and its exception is raised here, chained to its traceback."""
         if self._process is None:
-            return audit.run(*args, **kwargs)
-        self._connection.send((args, kwargs))
+            return importlib.import_module(VALIDATE).validate(**kwargs)
+        self._connection.send(kwargs)
         try:
             result, error, logged = self._connection.recv()
         except EOFError:
@@ -120,7 +119,7 @@ def _serve(connection: Connection, build_pid: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the build, which then ends this
     logged = _LogCollector.install()
     started = time.perf_counter()
-    importlib.import_module(VALIDATE)
+    validate = importlib.import_module(VALIDATE).validate
     # GX opens a (disabled) tqdm bar per suite. tqdm's default lock holds a multiprocessing
     # semaphore, which this process, leaving by os._exit, would leave to the resource tracker's
     # "leaked semaphore" warning at the end of every build; one audit needs only a thread lock.
@@ -129,11 +128,11 @@ def _serve(connection: Connection, build_pid: int) -> None:
     tqdm.set_lock(threading.RLock())
     log.info("audit process: Great Expectations imported in %.1f s, alongside the build", time.perf_counter() - started)
     try:
-        args, kwargs = connection.recv()
+        kwargs = connection.recv()
     except EOFError:  # the build ended without an audit
         os._exit(0)
     try:
-        reply = (audit.run(*args, **kwargs), None, logged.records)
+        reply = (validate(**kwargs), None, logged.records)
     except BaseException as exc:
         reply = (None, (_portable(exc), traceback.format_exc()), logged.records)
     connection.send(reply)

@@ -104,13 +104,14 @@ def _audit(s: Session, auditor: audit_worker.AuditWorker, ev: evaluate.Evaluatio
     scoped = changes.stage_changes(s.store, ev, run.run_id)
     log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
     with s.wh.released():
-        run.checks = auditor.run(
+        run.checks = audit.run(
             s.env.warehouse,
             CANDIDATE,
             env=s.env,
             version=run.run_id,
             run_id=run.run_id,
             rows_schema=CHANGES if scoped else None,
+            validate=auditor.validate,
         )
     failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
     if failed:

@@ -7,7 +7,7 @@ import ibis.expr.types as ir
 
 from convo.models.functions import date_key
 from convo.models.registry import model
-from convo.models.staging import STATUS_CHANGE, TAG_ASSIGNED
+from convo.models.vocabulary import STATUS_CHANGE, TAG_ASSIGNED
 
 _BY_CONVERSATION = ("conversation_id",)
 

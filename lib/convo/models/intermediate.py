@@ -7,10 +7,15 @@ import ibis.expr.types as ir
 
 from convo.models.functions import seconds_between
 from convo.models.registry import model
-from convo.models.staging import AGENT_MESSAGE, CLOSED, CUSTOMER_MESSAGE, OPEN, STATUS_CHANGE, TAG_ASSIGNED
-
-# The `*_related` flags of the lifecycle fact, and the tag each one looks for.
-FLAG_TAGS = {"payments_related": "payments", "app_related": "app_question", "login_related": "login"}
+from convo.models.vocabulary import (
+    AGENT_MESSAGE,
+    CLOSED,
+    CUSTOMER_MESSAGE,
+    FLAG_TAGS,
+    OPEN,
+    STATUS_CHANGE,
+    TAG_ASSIGNED,
+)
 
 
 @model(partition="conversation_id", scope={"stg_conversation_events": ("conversation_id",)})

@@ -24,7 +24,7 @@ import ibis
 import ibis.expr.types as ir
 import yaml
 
-from convo.models.staging import CLOSED
+from convo.models.vocabulary import CLOSED
 
 DECLARATIONS = Path(__file__).with_name("metrics.yml")
 P90 = 0.9  # the upper percentile the reports show beside each median

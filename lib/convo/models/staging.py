@@ -21,18 +21,9 @@ from convo.models.functions import (
     strip_whitespace,
 )
 from convo.models.registry import model
+from convo.models.vocabulary import AGENT_ASSIGNED, STATUS_CHANGE, STATUS_VALUES, TAG_ASSIGNED
 
 RAW_COLUMNS = ("event_timestamp", "conversation_id", "user_id", "agent_id", "event", "event_value")
-
-CUSTOMER_MESSAGE = "customer_message_received"
-STATUS_CHANGE = "status_changed_to"
-AGENT_ASSIGNED = "agent_assigned"
-AGENT_MESSAGE = "message_sent_to_customer"
-TAG_ASSIGNED = "tag_assigned"
-EVENT_TYPES = (CUSTOMER_MESSAGE, STATUS_CHANGE, AGENT_ASSIGNED, AGENT_MESSAGE, TAG_ASSIGNED)
-
-OPEN, WAITING, CLOSED = "OPEN", "WAITING FOR CUSTOMER", "CLOSED"
-STATUS_VALUES = (OPEN, WAITING, CLOSED)
 
 # Longer field values are rejected: no id, timestamp, event name, status or tag is near this long,
 # and a message this long is a dump, not a conversation (a reader would have to scroll past it).
