@@ -120,14 +120,12 @@ def lifecycle_differences(warehouse: Path, reference_db: Path) -> tuple[int, int
 
 
 def table_seconds(warehouse: Path) -> dict[str, float]:
-    import duckdb
+    """Seconds per table of the last successful build, as its run recorded them."""
+    from convo.engine import state
 
-    con = duckdb.connect(str(warehouse), read_only=True)
-    rows = con.execute(
-        "SELECT table_name, seconds FROM convo_meta.run_tables WHERE run_id = (SELECT max(run_id) FROM"
-        " convo_meta.runs WHERE status = 'success' AND command LIKE 'build%')"
-    ).fetchall()
-    return dict(rows)
+    with state.read_only(warehouse) as recorded:
+        build = next(r for r in recorded.runs(limit=100) if r.status == "success" and r.command.startswith("build"))
+        return {t.table_name: t.seconds for t in recorded.table_rows(build.run_id)}
 
 
 # Where a build's time goes, from its run log: each step ends at the first line matching its

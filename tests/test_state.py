@@ -20,7 +20,8 @@ from convo.engine.state import CheckRecord, Expiry, FileRecord, Run, RunLog, Tab
 from convo.engine.warehouse import Warehouse, WarehouseLocked
 from convo.provenance import CodeVersion
 
-LIB = Path(__file__).resolve().parents[1] / "lib"
+ROOT = Path(__file__).resolve().parents[1]
+LIB = ROOT / "lib"
 
 
 @pytest.fixture
@@ -317,11 +318,14 @@ def test_the_readers_copy_is_stamped_with_the_version_and_the_run_that_built_it(
 
 # -- ownership ------------------------------------------------------------------------------
 def test_only_the_state_module_mentions_the_state_schema():
-    """By name, or by the constant that holds it (`META`, `_META`, imported from anywhere)."""
+    """By name, or by the constant that holds it (`META`, `_META`, imported from anywhere), in the
+    package and in the project's other code (the notebooks, the developer tools, the benchmarks)."""
     owner = LIB / "convo" / "engine" / "state.py"
-    sources = sorted(LIB.rglob("*.py"))
+    sources = sorted(
+        p for folder in (LIB, *(ROOT / d for d in ("notebooks", "tools", "benchmarks"))) for p in folder.rglob("*.py")
+    )
     assert owner in sources and re.search(r"convo_meta", owner.read_text())
     mentioning = [
-        str(p.relative_to(LIB)) for p in sources if p != owner and re.search(r"convo_meta|\b_?META\b", p.read_text())
+        str(p.relative_to(ROOT)) for p in sources if p != owner and re.search(r"convo_meta|\b_?META\b", p.read_text())
     ]
     assert mentioning == []
