@@ -59,8 +59,8 @@ def for_build(*, start: bool) -> Iterator[AuditWorker]:
 
 
 class AuditWorker:
-    """A child process for one build's audit: `start` it early (it imports GX), `run` the audit
-    there later (once), and always `close` it. Not started, `run` audits in this process."""
+    """A child process for one build's audit: `start` it early (it imports GX), `validate` there
+    later (once), and always `close` it. Not started, `validate` runs in this process."""
 
     def __init__(self) -> None:
         self._process: multiprocessing.process.BaseProcess | None = None
