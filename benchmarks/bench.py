@@ -128,8 +128,8 @@ def table_seconds(warehouse: Path) -> dict[str, float]:
         return {t.table_name: t.seconds for t in recorded.table_rows(build.run_id)}
 
 
-# Where a build's time goes, from its run log: each step ends at the first line matching its
-# pattern (the log's own timestamps; a step whose line is missing is left out, not guessed).
+# Where a build's time goes, from its run log: each step ends when a line has matched each of its
+# patterns (the log's own timestamps; a step whose line is missing is left out, not guessed).
 PROFILE_STEPS = (
     ("start-up", r"convo\.build\.ingest: reading "),
     ("reading, hashing and landing the files", r"accepting events from"),
@@ -138,8 +138,12 @@ PROFILE_STEPS = (
     ("event ids and de-duplication", r"de-duplicated the events"),
     ("staged events", r": stg_conversation_events: \d+ rows"),
     ("the other tables", r"auditing version"),
-    ("the audit", r"validated \d+ expectations"),
-    ("the readers' copy", r"readers' copy of version \d+ written"),
+    # The copy is written while the audit process validates: the step ends when both are done.
+    (
+        "the audit and the readers' copy, side by side",
+        r"validated \d+ expectations",
+        r"readers' copy of version \d+ written",
+    ),
     ("publishing", r"run \d+ success in"),
 )
 _LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) \w+ (.*)$")
@@ -156,8 +160,9 @@ def build_profile(log: Path) -> list[tuple[str, float]]:
     if not lines:
         return []
     steps, previous = [], lines[0][0]
-    for name, pattern in PROFILE_STEPS:
-        end = next((at for at, text in lines if re.search(pattern, text)), None)
+    for name, *patterns in PROFILE_STEPS:
+        ends = [next((at for at, text in lines if re.search(pattern, text)), None) for pattern in patterns]
+        end = None if None in ends else max(ends)
         if end is not None and end >= previous:
             steps.append((name, (end - previous).total_seconds()))
             previous = end

@@ -1,6 +1,7 @@
 """Readers of the published copy, in processes of their own: they never block a build, a run or a
 rollback, and each sees one whole version, the one that was published when it opened the file."""
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -13,9 +14,11 @@ import pytest
 
 from conftest import ROOT, make_env, query, write_events
 from convo import config as convo_config
+from convo.audit import worker as audit_worker
 from convo.build import runner
-from convo.engine import published_copy
+from convo.engine import published_copy, state
 from convo.engine.store import Store
+from convo.models import registry
 from convo.provenance import code_version
 from notebook_references import kernel_environment, sample_project
 
@@ -173,15 +176,9 @@ def test_the_copy_holds_every_published_table_and_says_which_code_built_it(tmp_p
 
 
 def test_a_failed_build_leaves_the_copy_as_it_was(tmp_path, monkeypatch):
-    env = make_env(tmp_path)
-    runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
-    copy = published_copy.path_of(env.warehouse)
-    before = copy.read_bytes()
+    env, copy, before = _built_once(tmp_path)
 
-    def full_disk(*args, **kwargs):
-        raise OSError("No space left on device")
-
-    monkeypatch.setattr(Store, "expire", full_disk)  # the last step of the publishing transaction
+    monkeypatch.setattr(Store, "expire", _full_disk)  # the last step of the publishing transaction
     with pytest.raises(OSError, match="No space left"):
         runner.build(env, [_conversation(tmp_path, "b.csv", "30000000000002")])
     assert copy.read_bytes() == before
@@ -190,10 +187,7 @@ def test_a_failed_build_leaves_the_copy_as_it_was(tmp_path, monkeypatch):
 
 
 def test_a_build_killed_after_writing_the_copy_publishes_nothing_and_the_next_one_recovers(tmp_path):
-    env = make_env(tmp_path)
-    runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
-    copy = published_copy.path_of(env.warehouse)
-    before = copy.read_bytes()
+    env, copy, before = _built_once(tmp_path)
     process = subprocess.Popen(
         [*CONVO, "build", "--warehouse", str(env.warehouse), _conversation(tmp_path, "b.csv", "30000000000002")],
         stderr=subprocess.PIPE,
@@ -210,6 +204,80 @@ def test_a_build_killed_after_writing_the_copy_publishes_nothing_and_the_next_on
     assert runner.build(env, [_conversation(tmp_path, "c.csv", "30000000000003")]).status == "success"
     assert _published(copy)["version"] == 3
     assert not list(copy.parent.glob("*.writing*"))
+
+
+def test_the_copy_written_while_the_audit_process_validates_is_published_only_if_all_passes(
+    tmp_path, monkeypatch, caplog
+):
+    # This process has imported Great Expectations (other tests audited in it): start the audit
+    # process anyway, as a `convo` command does, so that the copy is written beside its validation.
+    monkeypatch.delitem(sys.modules, audit_worker.VALIDATE, raising=False)
+    caplog.set_level(logging.INFO, logger="convo")
+
+    def written_once_before_validated(version: int) -> bool:
+        line = f"readers' copy of version {version} written"
+        validated = caplog.text.index("validated ", caplog.text.index(f"auditing version {version}"))
+        return caplog.text.count(line) == 1 and caplog.text.index(line) < validated
+
+    env = make_env(tmp_path)
+    assert runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")]).published_version == 1
+    assert "audit process started" in caplog.text and written_once_before_validated(1)
+    _assert_copy_is_published(env)
+    copy = published_copy.path_of(env.warehouse)
+    before = copy.read_bytes()
+
+    # An error-level check fails: the copy, written meanwhile, is removed.
+    caplog.clear()
+    original = registry._MODELS["fact_conversations"]
+    doubled = dataclasses.replace(
+        original, fn=lambda int_conversation_summary: _twice(original.fn(int_conversation_summary))
+    )
+    monkeypatch.setitem(registry._MODELS, "fact_conversations", doubled)
+    with pytest.raises(runner.BuildFailed, match="audit failed"):
+        runner.build(env, [_conversation(tmp_path, "b.csv", "30000000000002")])
+    assert written_once_before_validated(2)
+    assert copy.read_bytes() == before and not list(copy.parent.glob("*.writing*"))
+    monkeypatch.setitem(registry._MODELS, "fact_conversations", original)
+
+    # The copy fails while the audit passes: nothing is published.
+    monkeypatch.setattr(state, "stamp_copy", _full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        runner.build(env, [_conversation(tmp_path, "c.csv", "30000000000003")])
+    assert copy.read_bytes() == before and not list(copy.parent.glob("*.writing*"))
+    assert query(env, "SELECT count(*) AS n FROM fact_conversations") == [{"n": 1}]
+
+
+def _built_once(tmp_path):
+    """An environment with one published build; its readers' copy, and the copy's bytes."""
+    env = make_env(tmp_path)
+    runner.build(env, [_conversation(tmp_path, "a.csv", "30000000000001")])
+    copy = published_copy.path_of(env.warehouse)
+    return env, copy, copy.read_bytes()
+
+
+def _full_disk(*args, **kwargs):
+    raise OSError("No space left on device")
+
+
+def _twice(table):
+    return table.union(table, distinct=False)
+
+
+def test_an_audit_that_breaks_while_the_copy_is_written_stops_and_removes_the_copy(tmp_path, monkeypatch):
+    env, copy, before = _built_once(tmp_path)
+
+    def broken_audit(*args, **kwargs):
+        raise RuntimeError("the audit broke")
+
+    # As if the audit process had started: the copy is written beside the audit, which then breaks.
+    monkeypatch.setattr(audit_worker.AuditWorker, "started", True)
+    monkeypatch.setattr(runner.audit, "run", broken_audit)
+    with pytest.raises(RuntimeError, match="the audit broke"):
+        runner.build(env, [_conversation(tmp_path, "b.csv", "30000000000002")])
+    assert copy.read_bytes() == before and not list(copy.parent.glob("*.writing*"))
+    monkeypatch.undo()
+    assert runner.build(env, [_conversation(tmp_path, "b.csv", "30000000000002")]).published_version == 3
+    _assert_copy_is_published(env)
 
 
 def test_a_missing_or_stale_copy_is_rewritten_by_the_next_build(tmp_path, caplog):

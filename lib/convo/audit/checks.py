@@ -194,6 +194,7 @@ def run(
     rows_schema: str | None = None,
     data_docs: bool = False,
     validate: Callable[..., dict[str, list[dict]]] | None = None,
+    reader: duckdb.DuckDBPyConnection | None = None,
 ) -> list[CheckRecord]:
     """Every check on the tables in `schema` (the candidate or the published views).
 
@@ -206,15 +207,18 @@ def run(
     A build's audit of every row skips the checks whose suites say the build proves them
     (`suites.PROVEN_BY_BUILD`), and reports them as skipped. `validate` runs GX on the suites
     (a build passes its audit process's); by default, `convo.audit.validate.validate` here.
+    `reader` is a connection to the warehouse to read the run history through (a build that writes
+    the readers' copy meanwhile holds the file open read-only); by default the file is opened here.
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # events are naive UTC
-    con = duckdb.connect(str(warehouse), read_only=True)  # closed before GX opens the file
+    con = reader or duckdb.connect(str(warehouse), read_only=True)  # closed before GX opens the file
     try:
         p = parameters(con, env, version, now)
         existing = _existing_tables(con, schema)
     finally:
-        con.close()
+        if reader is None:
+            con.close()
     every_row_of_a_build = schema == CANDIDATE and rows_schema is None
     runnable = []
     for data in stored:

@@ -103,12 +103,13 @@ def _sql_source(context, warehouse: Path, queries: dict[str, str], *, threads: i
     the context once it holds them all (the context persists its whole configuration on every
     asset added to a source it holds, which costs more than validating the sample). Its connection
     is closed on exit, so the runner can open the file again (DuckDB refuses a second connection
-    with another config). It spills where the build's own connection does (`<file>.tmp/`): the
-    build has closed that connection for the audit."""
-    config = {"threads": threads, "memory_limit": memory_limit}
+    with another config). It spills to `<file>.audit.tmp/`, not where the build's connection does
+    (`<file>.tmp/`): the build may hold the file open meanwhile, and DuckDB names its spill files
+    the same in every process."""
+    path = str(warehouse.resolve())
+    config = {"threads": threads, "memory_limit": memory_limit, "temp_directory": f"{path}.audit.tmp"}
     # The file is named in connect_args: a URL would read `?` in its name as the start of a
     # query. The URL names it too, quoted, for what GX shows.
-    path = str(warehouse.resolve())
     source = SQLDatasource(
         name=SOURCE,
         connection_string=f"duckdb:///{urllib.parse.quote(path)}",

@@ -80,10 +80,15 @@ class AuditWorker:
         child_end.close()
         log.info("audit process started: it imports Great Expectations alongside the build")
 
+    @property
+    def started(self) -> bool:
+        """Whether `validate` runs in the worker's process (else in this one)."""
+        return self._process is not None
+
     def validate(self, **kwargs) -> dict[str, list[dict]]:
         """`validate.validate(**kwargs)` in the worker (in this process if it was not started); its
         log lines are logged here, and its exception is raised here, chained to its traceback."""
-        if self._process is None:
+        if not self.started:
             return importlib.import_module(VALIDATE).validate(**kwargs)
         self._connection.send(kwargs)
         try:

@@ -9,19 +9,20 @@ A build, inside the environment's lock and its run record (`session.py`):
    dependency order (`evaluate.py`), merging the differences into version R;
 4. audit version R through the candidate views (an incremental build: the partitions it changed,
    copied by `changes.py`);
-5. publish R (re-point the views in `main`, swap in the readers' copy: `publish.py`) or, if an
-   error-level check failed, discard it.
+5. publish R (re-point the views in `main`, swap in the readers' copy, written while the audit
+   process validated: `publish.py`) or, if an error-level check failed, discard it.
 """
 
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from convo.audit import checks as audit
 from convo.audit import worker as audit_worker
 from convo.build import changes, contract, evaluate, ingest, plan
 from convo.build.inputs import record_ignored, stage_new_files
-from convo.build.publish import publishing_copy, repair_copy
+from convo.build.publish import copy_beside, discard_copy, publishing_copy, repair_copy
 from convo.build.seeds import load_tag_contact_reasons
 from convo.build.session import Session, recorded, session
 from convo.config import Environment
@@ -67,8 +68,8 @@ def build_in_session(s: Session, run: Run, inputs: list[str] | None, *, full_ref
             run.published_version = s.versions.current_version()
             log.info(run.message)
             return run
-        _audit(s, auditor, ev, run)
-        _publish(s, run)
+        written = _audit(s, auditor, ev, run)
+        _publish(s, run, written)
         return run
 
 
@@ -96,14 +97,14 @@ def _write(s: Session, staged: evaluate.Staged | None, run: Run, full_refresh: b
     return ev if staged is not None or ev.changes() else None
 
 
-def _audit(s: Session, auditor: audit_worker.AuditWorker, ev: evaluate.Evaluation, run: Run) -> None:
+def _audit(s: Session, auditor: audit_worker.AuditWorker, ev: evaluate.Evaluation, run: Run) -> Path | None:
     """Audit version `run.run_id` through the candidate views; on an error-level failure discard
-    it and raise BuildFailed."""
+    it and raise BuildFailed. Returns its readers' copy if it was written meanwhile (`copy_beside`)."""
     s.store.stage_candidate(run.run_id)
     evaluate.create_views(s.wh, CANDIDATE)
     scoped = changes.stage_changes(s.store, ev, run.run_id)
     log.info("auditing version %d: %s", run.run_id, "the changed partitions" if scoped else "every row")
-    with s.wh.released():
+    with copy_beside(s, run.run_id, concurrently=auditor.started) as copy:
         run.checks = audit.run(
             s.env.warehouse,
             CANDIDATE,
@@ -112,20 +113,24 @@ def _audit(s: Session, auditor: audit_worker.AuditWorker, ev: evaluate.Evaluatio
             run_id=run.run_id,
             rows_schema=CHANGES if scoped else None,
             validate=auditor.validate,
+            reader=copy.reader,
         )
     failed = [c for c in run.checks if not c.success and c.severity == audit.ERROR]
     if failed:
+        if copy.written:
+            discard_copy(s)
         _discard_after(s, s.versions.current_version())
         run.message = "audit failed, nothing published: " + "; ".join(
             f"{c.table_name}: {c.check_name} ({c.unexpected_count} failing)" for c in failed
         )
         raise BuildFailed(run)
+    return copy.written
 
 
-def _publish(s: Session, run: Run) -> None:
-    """Publish version `run.run_id` (views, recorded state, readers' copy) and expire the versions
-    past the environment's retention."""
-    with publishing_copy(s, run.run_id), s.wh.transaction():
+def _publish(s: Session, run: Run, written: Path | None) -> None:
+    """Publish version `run.run_id` (views, recorded state, readers' copy: `written`, or written
+    now) and expire the versions past the environment's retention."""
+    with publishing_copy(s, run.run_id, written), s.wh.transaction():
         s.store.publish(run.run_id)
         s.versions.record_published(run.run_id)
         evaluate.create_views(s.wh, PUBLISHED)

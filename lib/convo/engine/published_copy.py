@@ -110,7 +110,7 @@ def write(
     # Read before attaching: with the copy attached, the first query of information_schema took 1.5 s.
     columns = {name: ", ".join(f'"{c}"' for c in store.model_columns(name)) for name in store.physical_tables()}
     literal = "'" + str(target).replace("'", "''") + "'"  # ATTACH takes no parameters
-    wh.execute(f"ATTACH {literal} AS {ALIAS}")
+    wh.execute(f"ATTACH {literal} AS {ALIAS} (READ_WRITE)")  # said: the warehouse may be open read-only
     try:
         copied = _copied_tables(wh)
         for name, cols in columns.items():

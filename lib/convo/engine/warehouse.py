@@ -84,6 +84,22 @@ class Warehouse:
         finally:
             self.connect()
 
+    @contextlib.contextmanager
+    def read_only_meanwhile(self) -> Iterator[None]:
+        """Reopen the file read-only for a while, so that other processes can open it read-only
+        too (DuckDB lets many processes read a file that none writes)."""
+        self.close()
+        self.read_only = True
+        try:
+            self.connect()
+            try:
+                yield
+            finally:
+                self.close()
+        finally:
+            self.read_only = False
+            self.connect()
+
     def execute(self, sql: str, params: list | None = None) -> list[tuple]:
         """Run SQL and fetch every row (an unconsumed result would block the connection)."""
         cursor = self.con.con.execute(sql, params or [])
