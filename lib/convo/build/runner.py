@@ -10,7 +10,7 @@ A build, inside the environment's lock and its run record (`session.py`):
 4. audit version R through the candidate views (an incremental build: the partitions it changed,
    copied by `changes.py`);
 5. publish R (re-point the views in `main`, swap in the readers' copy, written while the audit
-   process validated: `publish.py`) or, if an error-level check failed, discard it.
+   process validated if there was one: `publish.py`) or, if an error-level check failed, discard it.
 """
 
 from __future__ import annotations
