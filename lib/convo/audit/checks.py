@@ -212,7 +212,8 @@ def run(
     """
     stored, records = load_suites(env.root / "expectations" if env else authored.EXPECTATIONS_DIR, tables)
     now = datetime.datetime.now(datetime.UTC).replace(tzinfo=None)  # events are naive UTC
-    con = reader or duckdb.connect(str(warehouse), read_only=True)  # closed before GX opens the file
+    # A connection of its own is closed before GX opens the file (DuckDB refuses two configs in one process).
+    con = reader or duckdb.connect(str(warehouse), read_only=True)
     try:
         p = parameters(con, env, version, now)
         existing = _existing_tables(con, schema)

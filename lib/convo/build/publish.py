@@ -49,6 +49,11 @@ def _write_copy(s: Session, version: int) -> Path:
     return written
 
 
+def discard_copy(s: Session) -> None:
+    """Remove a readers' copy written for a version that will not be published."""
+    published_copy.discard(s.env.warehouse)
+
+
 @dataclass
 class CopyBeside:
     """What `copy_beside` gives its body, and what it leaves after."""
@@ -95,15 +100,10 @@ def copy_beside(s: Session, version: int, *, concurrently: bool) -> Iterator[Cop
             copy.reader.close()
             writer.join()
             if body_failed or "written" not in outcome:
-                published_copy.discard(s.env.warehouse)
+                discard_copy(s)
         if "error" in outcome:
             raise outcome["error"]
         copy.written = outcome["written"]
-
-
-def discard_copy(s: Session) -> None:
-    """Remove a readers' copy written for a version that will not be published."""
-    published_copy.discard(s.env.warehouse)
 
 
 @contextlib.contextmanager
@@ -115,7 +115,7 @@ def publishing_copy(s: Session, version: int, written: Path | None = None) -> It
     try:
         yield
     except BaseException:
-        published_copy.discard(s.env.warehouse)
+        discard_copy(s)
         raise
     published_copy.swap(written, s.env.warehouse)
 

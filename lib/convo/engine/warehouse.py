@@ -89,7 +89,7 @@ class Warehouse:
         """Reopen the file read-only for a while, so that other processes can open it read-only
         too (DuckDB lets many processes read a file that none writes)."""
         self.close()
-        self.read_only = True
+        was_read_only, self.read_only = self.read_only, True
         try:
             self.connect()
             try:
@@ -97,7 +97,7 @@ class Warehouse:
             finally:
                 self.close()
         finally:
-            self.read_only = False
+            self.read_only = was_read_only
             self.connect()
 
     def execute(self, sql: str, params: list | None = None) -> list[tuple]:
